@@ -1,0 +1,254 @@
+"""The ``privlens`` command. Thin: it parses options and calls library functions."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from privlens.optics.presets import DEFAULT_DEFOCUS_UM, DEFAULT_PROTOTYPE_SCALE_UM
+
+app = typer.Typer(
+    help="privlens: privacy-preserving optics for face de-identification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+lens_app = typer.Typer(help="Lens files and the deformable-mirror bridge.", no_args_is_help=True)
+app.add_typer(lens_app, name="lens")
+console = Console()
+err_console = Console(stderr=True)
+
+
+class ConvolutionChoice(str, Enum):
+    linear = "linear"
+    circular = "circular"
+
+
+class ImportFormat(str, Enum):
+    wavefront = "wavefront"
+    mirror = "mirror"
+
+
+class IndexConvention(str, Enum):
+    noll = "noll"
+    ansi = "ansi"
+    thorlabs = "thorlabs"
+
+
+LENS_HELP = "open, defocus, lowres, prototype, or a lens file (.safetensors)."
+
+
+def fail(message: str) -> None:
+    """Print an error and exit with status 2 (no traceback for a user's mistake)."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def build_camera(
+    lens: str,
+    size: int,
+    defocus_um: float,
+    prototype_scale_um: float,
+    convolution: ConvolutionChoice | None = None,
+    noise_sigma: float | None = None,
+):
+    from privlens.optics.presets import make_camera
+
+    settings = {}
+    if convolution is not None:
+        settings["convolution"] = convolution.value
+    if noise_sigma is not None:
+        settings["noise_sigma"] = noise_sigma
+        settings["noise_in_eval"] = noise_sigma > 0
+    try:
+        return make_camera(
+            lens, size, defocus_um=defocus_um, prototype_scale_um=prototype_scale_um, **settings
+        )
+    except ValueError as error:
+        fail(str(error))
+
+
+@app.command()
+def capture(
+    source: Path = typer.Argument(..., help="An image file or a folder of images."),
+    lens: str = typer.Option("prototype", "--lens", "-l", help=LENS_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the PNG captures."),
+    size: int = typer.Option(256, help="Images are centre-cropped and resized to SIZE x SIZE."),
+    defocus_um: float = typer.Option(DEFAULT_DEFOCUS_UM, help="Noll-4 RMS um of the defocus lens."),
+    prototype_scale_um: float = typer.Option(
+        DEFAULT_PROTOTYPE_SCALE_UM, help="um per published unit of the prototype coefficients."
+    ),
+    convolution: ConvolutionChoice = typer.Option(ConvolutionChoice.linear, help="Border model."),
+    noise_sigma: float = typer.Option(0.0, help="Gaussian read noise (image units)."),
+) -> None:
+    """Capture images through a simulated privacy camera (writes captures only, never the input)."""
+    from privlens.anonymize.capture import capture_files
+    from privlens.data.images import ImageFileError
+
+    camera = build_camera(lens, size, defocus_um, prototype_scale_um, convolution, noise_sigma)
+    try:
+        report = capture_files(source, camera, out)
+    except ImageFileError as error:
+        fail(str(error))
+    for path, reason in report.skipped:
+        err_console.print(f"[yellow]skipped[/] {path}: {reason}")
+    console.print(f"wrote {len(report.written)} capture(s) to {out}")
+    if not report.written:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def psf(
+    lens: str = typer.Option("prototype", "--lens", "-l", help=LENS_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG file for the figure."),
+    size: int = typer.Option(256, help="Image size the PSF is sampled for."),
+    log: bool = typer.Option(False, "--log", help="Show log10 of the PSFs."),
+    defocus_um: float = typer.Option(DEFAULT_DEFOCUS_UM, help="Noll-4 RMS um of the defocus lens."),
+    prototype_scale_um: float = typer.Option(
+        DEFAULT_PROTOTYPE_SCALE_UM, help="um per published unit of the prototype coefficients."
+    ),
+) -> None:
+    """Plot a lens's phase mask and its R, G, B point-spread functions."""
+    from privlens.report.figures import plot_lens
+
+    camera = build_camera(lens, size, defocus_um, prototype_scale_um)
+    path = plot_lens(camera, out, log_scale=log, title=f"lens: {lens}")
+    console.print(f"wrote {path}")
+
+
+@lens_app.command("create")
+def lens_create(
+    preset: str = typer.Argument(..., help="open, defocus or prototype."),
+    out: Path = typer.Option(..., "--out", "-o", help="Lens file to write (.safetensors)."),
+    defocus_um: float = typer.Option(DEFAULT_DEFOCUS_UM, help="Noll-4 RMS um of the defocus lens."),
+    prototype_scale_um: float = typer.Option(
+        DEFAULT_PROTOTYPE_SCALE_UM, help="um per published unit of the prototype coefficients."
+    ),
+) -> None:
+    """Write a preset lens as a lens file (e.g. to export it to a mirror)."""
+    from privlens.optics.lensfile import save_lens
+
+    if preset not in ("open", "defocus", "prototype"):
+        fail(f"preset must be open, defocus or prototype, got {preset!r}")
+    camera = build_camera(preset, 256, defocus_um, prototype_scale_um)
+    save_lens(camera, out, {"preset": preset})
+    console.print(f"wrote {out}")
+
+
+@lens_app.command("info")
+def lens_info(path: Path = typer.Argument(..., help="A lens file.")) -> None:
+    """Print a lens file's coefficients and camera settings."""
+    from privlens.optics.lensfile import LensFileError, read_lens
+    from privlens.optics.zernike import term_names
+
+    try:
+        coeffs, config, provenance = read_lens(path)
+    except LensFileError as error:
+        fail(str(error))
+    table = Table(title=f"{path} (Noll coefficients, um RMS wavefront)")
+    table.add_column("term")
+    table.add_column("beta (um)", justify="right")
+    for name, value in zip(term_names(len(coeffs)), coeffs.tolist(), strict=True):
+        table.add_row(name, f"{value:+.4f}")
+    console.print(table)
+    console.print({"camera": config.to_dict(), "provenance": provenance})
+
+
+@lens_app.command("export")
+def lens_export(
+    path: Path = typer.Argument(..., help="A lens file."),
+    calibration: Path = typer.Option(..., help="Mirror calibration CSV (term,max_um)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Mirror file to write (CSV)."),
+    clip: bool = typer.Option(False, help="Clip amplitudes beyond [-1, 1] instead of refusing."),
+    drop_unsupported: bool = typer.Option(
+        False, help="Drop non-zero terms above Noll 15 instead of refusing."
+    ),
+) -> None:
+    """Convert a lens to deformable-mirror amplitudes (Thorlabs numbering Z4..Z15)."""
+    import warnings
+
+    from privlens.optics.hardware import (
+        HardwareFileError,
+        coefficients_to_mirror,
+        read_calibration,
+        write_mirror_file,
+    )
+    from privlens.optics.lensfile import LensFileError, read_lens
+
+    try:
+        coeffs, _, _ = read_lens(path)
+        table = read_calibration(calibration)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export = coefficients_to_mirror(coeffs, table, "clip" if clip else "error", drop_unsupported)
+    except (LensFileError, HardwareFileError, ValueError) as error:
+        fail(str(error))
+    for note in export.notes:
+        err_console.print(f"[yellow]note:[/] {note}")
+    write_mirror_file(export, out, source=str(path))
+    console.print(f"wrote {out}")
+
+
+@lens_app.command("import")
+def lens_import(
+    path: Path = typer.Argument(..., help="A wavefront-sensor reading or a mirror file (CSV)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Lens file to write (.safetensors)."),
+    format: ImportFormat = typer.Option(ImportFormat.wavefront, "--format", help="Input kind."),
+    convention: IndexConvention = typer.Option(
+        IndexConvention.noll, help="Numbering of a wavefront reading."
+    ),
+    calibration: Path | None = typer.Option(None, help="Calibration CSV, for --format mirror."),
+    like: str = typer.Option("open", help="Camera settings to use: a preset name or a lens file."),
+) -> None:
+    """Turn measured coefficients (um) or a mirror file into a lens file (Noll order)."""
+    import torch
+
+    from privlens.optics.camera import Camera
+    from privlens.optics.hardware import (
+        HardwareFileError,
+        read_calibration,
+        read_mirror_file,
+        read_wavefront_file,
+    )
+    from privlens.optics.lensfile import LensFileError, save_lens
+
+    base = build_camera(like, 256, DEFAULT_DEFOCUS_UM, DEFAULT_PROTOTYPE_SCALE_UM)
+    terms = base.config.num_terms
+    try:
+        if format == ImportFormat.mirror:
+            if calibration is None:
+                fail("--format mirror needs --calibration")
+            coeffs = read_mirror_file(path, read_calibration(calibration), terms)
+        else:
+            coeffs = read_wavefront_file(path, convention.value, terms)
+        camera = Camera(base.config, torch.as_tensor(coeffs))
+    except (LensFileError, HardwareFileError, ValueError) as error:
+        fail(str(error))
+    save_lens(camera, out, {"imported_from": str(path), "format": format.value})
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Output folder."),
+    size: int = typer.Option(256, help="Image size."),
+) -> None:
+    """Run the main job on embedded data: capture the astronaut through every preset lens."""
+    from privlens.demo import run_demo
+
+    result = run_demo(out, size)
+    table = Table(title="captures of the astronaut (PSNR against the scene)")
+    table.add_column("lens")
+    table.add_column("PSNR (dB)", justify="right")
+    for lens, value in result.psnr_db.items():
+        table.add_row(lens, f"{value:.2f}")
+    console.print(table)
+    console.print(f"comparison figure: {result.comparison}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,150 @@
+"""Camera settings: one frozen dataclass, stored verbatim in every lens file.
+
+Units are SI (metres) unless the field name says otherwise; Zernike coefficients are in
+micrometres of RMS wavefront (optical path difference), Noll order, see :mod:`privlens.optics.zernike`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ConvolutionMode = Literal["linear", "circular"]
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Physical and numerical settings of the simulated privacy camera.
+
+    The defaults are the simulation constants of Lopez et al. (CVPR 2024): a 2 mm-radius circular
+    aperture sampled inside an 8 mm lens-plane window by a 256-point grid, 50 mm lens-sensor
+    distance, focused at 5 m, R/G/B wavelengths 640/550/440 nm and a 3.713 um sensor pitch.
+
+    Attributes:
+        image_size: pixels per side of the scene and of the capture. The sensor's field of view is
+            always ``grid_size * pitch_m``; an image smaller than ``grid_size`` is the same field of
+            view with coarser pixels (the PSF is computed at the fine pitch and binned).
+        grid_size: samples per side of the paper's simulation grid (lens window and sensor).
+        wavelengths_m: one wavelength per colour channel, in channel order (R, G, B).
+        aperture_radius_m: radius of the circular pupil.
+        lens_window_m: side of the lens-plane window sampled by ``grid_size`` points.
+        sensor_distance_m: lens to sensor distance.
+        focus_distance_m: object distance the lens is focused on.
+        object_distance_m: distance of the scene (a plane); equal to the focus distance by default.
+        pitch_m: sensor pixel pitch.
+        num_terms: Zernike terms ``j = 1..num_terms`` (Noll) in the phase mask.
+        frozen_terms: Noll indices whose coefficient never trains (piston, tip, tilt by default).
+        convolution: ``"linear"`` (zero-padded FFT, no wrap-around) or ``"circular"`` (periodic).
+        noise_sigma: standard deviation of additive Gaussian read noise, in image units [0, 1].
+        noise_in_eval: also add noise in ``eval()`` mode (off by default).
+        gain: linear sensor response ``C(v) = gain * v``.
+        clip: clip the capture to [0, 1] after noise, as a saturating sensor does.
+        lowres_size: if set, the sensor integrates over ``lowres_size x lowres_size`` large pixels
+            (area downsampling) and the capture is shown back at ``image_size`` (nearest).
+    """
+
+    image_size: int = 256
+    grid_size: int = 256
+    wavelengths_m: tuple[float, ...] = (640e-9, 550e-9, 440e-9)
+    aperture_radius_m: float = 2e-3
+    lens_window_m: float = 8e-3
+    sensor_distance_m: float = 50e-3
+    focus_distance_m: float = 5.0
+    object_distance_m: float = 5.0
+    pitch_m: float = 3.713e-6
+    num_terms: int = 15
+    frozen_terms: tuple[int, ...] = (1, 2, 3)
+    convolution: ConvolutionMode = "linear"
+    noise_sigma: float = 0.0
+    noise_in_eval: bool = False
+    gain: float = 1.0
+    clip: bool = True
+    lowres_size: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wavelengths_m", tuple(float(w) for w in self.wavelengths_m))
+        object.__setattr__(self, "frozen_terms", tuple(int(j) for j in self.frozen_terms))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first setting that is not physical or not supported."""
+        for name in ("image_size", "grid_size", "num_terms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"camera setting {name} must be a positive integer, got {value!r}")
+        positive = (
+            "aperture_radius_m",
+            "lens_window_m",
+            "sensor_distance_m",
+            "focus_distance_m",
+            "object_distance_m",
+            "pitch_m",
+            "gain",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"camera setting {name} must be a positive number, got {value!r}")
+        if not self.wavelengths_m or any(not 100e-9 < w < 20e-6 for w in self.wavelengths_m):
+            raise ValueError(
+                f"camera setting wavelengths_m must be wavelengths in metres, got {self.wavelengths_m}"
+            )
+        if self.noise_sigma < 0 or not math.isfinite(self.noise_sigma):
+            raise ValueError(f"camera setting noise_sigma must be >= 0, got {self.noise_sigma!r}")
+        if self.convolution not in ("linear", "circular"):
+            raise ValueError(
+                f"camera setting convolution must be 'linear' or 'circular', got {self.convolution!r}"
+            )
+        if 2 * self.aperture_radius_m > self.lens_window_m:
+            raise ValueError(
+                "camera setting aperture_radius_m: the aperture (diameter "
+                f"{2 * self.aperture_radius_m} m) does not fit the lens window {self.lens_window_m} m"
+            )
+        bad = [j for j in self.frozen_terms if not 1 <= j <= self.num_terms]
+        if bad:
+            raise ValueError(
+                f"camera setting frozen_terms: Noll indices {bad} are outside 1..{self.num_terms}"
+            )
+        if self.lowres_size is not None and not 1 <= self.lowres_size <= self.image_size:
+            raise ValueError(
+                f"camera setting lowres_size must lie in 1..image_size={self.image_size}, "
+                f"got {self.lowres_size!r}"
+            )
+
+    @property
+    def f_number(self) -> float:
+        """Working f-number ``sensor_distance / aperture diameter`` (12.5 for the paper camera)."""
+        return self.sensor_distance_m / (2 * self.aperture_radius_m)
+
+    @property
+    def image_pitch_m(self) -> float:
+        """Size of one image pixel on the sensor: the field of view divided by ``image_size``."""
+        return self.grid_size * self.pitch_m / self.image_size
+
+    def replace(self, **changes: Any) -> CameraConfig:
+        """A copy with some settings changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["wavelengths_m"] = list(self.wavelengths_m)
+        data["frozen_terms"] = list(self.frozen_terms)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CameraConfig:
+        """Build from a mapping; unknown keys are an error that names them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown camera setting(s): {', '.join(unknown)}")
+        values = dict(data)
+        for name in ("wavelengths_m", "frozen_terms"):
+            if name in values:
+                values[name] = tuple(values[name])
+        try:
+            return cls(**values)
+        except TypeError as error:  # pragma: no cover - dataclass signature errors
+            raise ValueError(f"invalid camera settings: {error}") from error

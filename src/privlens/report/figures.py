@@ -1,0 +1,107 @@
+"""Matplotlib figures of lenses and captures (written as PNG, Agg backend, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from privlens.optics.camera import Camera  # noqa: E402
+
+CHANNEL_NAMES = ("R", "G", "B")
+
+
+def _save(figure: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def psf_support_radius(psf: torch.Tensor, energy: float = 0.97, margin: float = 1.5) -> int:
+    """Half-width (px) of the centred square holding ``energy`` of every PSF, with a margin."""
+    centre = psf.shape[-1] // 2
+    for radius in range(1, psf.shape[-1]):
+        window = psf[
+            ...,
+            max(0, centre - radius) : centre + radius + 1,
+            max(0, centre - radius) : centre + radius + 1,
+        ]
+        if bool((window.sum(dim=(-2, -1)) >= energy).all()):
+            return max(8, int(radius * margin))
+    return psf.shape[-1] // 2
+
+
+@torch.no_grad()
+def plot_lens(camera: Camera, path: str | Path, log_scale: bool = False, title: str = "") -> Path:
+    """Phase mask (wavefront, um) and the PSF of each wavelength, side by side.
+
+    PSFs are shown as fractions of their total energy, around the centre, with the pixel pitch
+    of the image in um on the axes; ``log_scale`` shows log10 of the PSF.
+    """
+    config = camera.config
+    wavefront = camera.wavefront_um().cpu().numpy()
+    aperture = camera.aperture_mask().cpu().numpy() > 0
+    psf = camera.psf().cpu()
+    figure, axes = plt.subplots(
+        1, 1 + psf.shape[0], figsize=(4.2 * (1 + psf.shape[0]), 4), layout="constrained"
+    )
+    radius_mm = config.aperture_radius_m * 1e3
+    shown = wavefront.copy()
+    shown[~aperture] = float("nan")
+    limit = max(float(abs(wavefront).max()), 1e-3)
+    image = axes[0].imshow(
+        shown,
+        cmap="RdBu_r",
+        vmin=-limit,
+        vmax=limit,
+        extent=(-radius_mm, radius_mm, radius_mm, -radius_mm),
+    )
+    axes[0].set_title("phase mask (wavefront, um)")
+    axes[0].set_xlabel("pupil x (mm)")
+    figure.colorbar(image, ax=axes[0], fraction=0.046)
+    pitch_um = config.image_pitch_m * 1e6
+    centre = psf.shape[-1] // 2
+    half_px = psf_support_radius(psf)
+    window = slice(max(0, centre - half_px), centre + half_px + 1)
+    extent = (
+        (window.start - centre - 0.5) * pitch_um,
+        (min(psf.shape[-1], window.stop) - centre - 0.5) * pitch_um,
+    )
+    for axis, channel, wavelength in zip(axes[1:], range(psf.shape[0]), config.wavelengths_m, strict=False):
+        data = psf[channel, window, window]
+        if log_scale:
+            data = torch.log10(data.clamp_min(1e-12))
+        image = axis.imshow(data.numpy(), cmap="inferno", extent=(extent[0], extent[1], extent[1], extent[0]))
+        name = CHANNEL_NAMES[channel] if channel < 3 else str(channel)
+        axis.set_title(f"PSF {name} {wavelength * 1e9:.0f} nm" + (" (log10)" if log_scale else ""))
+        axis.set_xlabel("sensor x (um)")
+        figure.colorbar(image, ax=axis, fraction=0.046)
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
+
+
+def image_grid(
+    columns: dict[str, torch.Tensor],
+    path: str | Path,
+    title: str = "",
+    captions: dict[str, str] | None = None,
+) -> Path:
+    """One row of labelled images (``[3, H, W]`` in [0, 1]); optional caption under each."""
+    figure, axes = plt.subplots(1, len(columns), figsize=(3 * len(columns), 3.4), squeeze=False)
+    for axis, (name, image) in zip(axes[0], columns.items(), strict=True):
+        axis.imshow(image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+        axis.set_title(name)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if captions and name in captions:
+            axis.set_xlabel(captions[name], fontsize=8)
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
