@@ -1,0 +1,117 @@
+"""The privlens command end to end on tiny inputs (CPU, seconds)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from privlens.cli import app
+from privlens.data.images import load_image
+from privlens.optics.hardware import MIRROR_TERMS
+from privlens.optics.lensfile import read_lens
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)).save(folder / "rgb.jpg")
+    Image.fromarray(rng.integers(0, 255, (40, 40), dtype=np.uint8)).save(folder / "sub" / "grey.png")
+    Image.fromarray(rng.integers(0, 255, (40, 40, 4), dtype=np.uint8)).save(folder / "rgba.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    return folder
+
+
+def test_capture_folder_writes_only_captures_and_skips_bad_files(tmp_path, image_folder):
+    out = tmp_path / "out"
+    result = invoke("capture", image_folder, "--lens", "defocus", "--out", out, "--size", "32")
+    assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["rgb.png", "rgba.png", "sub/grey.png"]
+    assert "broken.png" in result.output
+    capture = load_image(out / "rgb.png")
+    original = load_image(image_folder / "rgb.jpg", 32)
+    assert capture.shape == (3, 32, 32)
+    assert np.abs(capture.numpy() - original.numpy()).mean() > 0.02  # it is not the input
+
+
+def test_capture_errors(tmp_path):
+    missing = invoke("capture", tmp_path / "nothing", "--out", tmp_path / "o")
+    assert missing.exit_code == 2 and "not found" in missing.output
+    bad_lens = invoke("capture", tmp_path, "--lens", "fisheye", "--out", tmp_path / "o")
+    assert bad_lens.exit_code == 2 and "unknown lens" in bad_lens.output
+    (tmp_path / "x.png").write_bytes(b"junk")
+    only_bad = invoke("capture", tmp_path / "x.png", "--out", tmp_path / "o", "--size", "16")
+    assert only_bad.exit_code == 1
+
+
+def test_psf_figure(tmp_path):
+    result = invoke("psf", "--lens", "prototype", "--out", tmp_path / "psf.png", "--size", "64", "--log")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "psf.png").size[0] > 300
+
+
+def test_lens_create_info_export_import_round_trip(tmp_path):
+    lens = tmp_path / "proto.safetensors"
+    assert invoke("lens", "create", "prototype", "--out", lens).exit_code == 0
+    info = invoke("lens", "info", lens)
+    assert info.exit_code == 0 and "defocus" in info.output
+    calibration = tmp_path / "cal.csv"
+    calibration.write_text("term,max_um\n" + "\n".join(f"Z{t},1.0" for t in MIRROR_TERMS) + "\n")
+    mirror = tmp_path / "dm.csv"
+    exported = invoke("lens", "export", lens, "--calibration", calibration, "--out", mirror)
+    assert exported.exit_code == 0, exported.output
+    assert "Z5,-0.415000" in mirror.read_text()  # Noll 4 = -0.83 * 0.5 um on Thorlabs Z5
+    back = tmp_path / "back.safetensors"
+    imported = invoke(
+        "lens", "import", mirror, "--format", "mirror", "--calibration", calibration, "--out", back
+    )
+    assert imported.exit_code == 0, imported.output
+    original, _, _ = read_lens(lens)
+    restored, _, provenance = read_lens(back)
+    assert np.allclose(original.numpy(), restored.numpy(), atol=1e-6)
+    assert provenance["format"] == "mirror"
+
+
+def test_lens_export_refuses_out_of_range(tmp_path):
+    lens = tmp_path / "proto.safetensors"
+    invoke("lens", "create", "prototype", "--out", lens, "--prototype-scale-um", "3")
+    calibration = tmp_path / "cal.csv"
+    calibration.write_text("term,max_um\n" + "\n".join(f"Z{t},1.0" for t in MIRROR_TERMS) + "\n")
+    refused = invoke("lens", "export", lens, "--calibration", calibration, "--out", tmp_path / "dm.csv")
+    assert refused.exit_code == 2 and "beyond" in refused.output
+    clipped = invoke(
+        "lens", "export", lens, "--calibration", calibration, "--out", tmp_path / "dm.csv", "--clip"
+    )
+    assert clipped.exit_code == 0 and "clipped" in clipped.output
+
+
+def test_lens_import_wavefront_and_bad_files(tmp_path):
+    reading = tmp_path / "wfs.csv"
+    reading.write_text("index,coefficient_um\n4,0.3\n")
+    out = tmp_path / "measured.safetensors"
+    assert invoke("lens", "import", reading, "--convention", "ansi", "--out", out).exit_code == 0
+    coeffs, _, _ = read_lens(out)
+    assert coeffs[3] == pytest.approx(0.3)
+    not_lens = invoke("lens", "info", reading)
+    assert not_lens.exit_code == 2 and "safetensors" in not_lens.output
+    no_cal = invoke("lens", "import", reading, "--format", "mirror", "--out", out)
+    assert no_cal.exit_code == 2 and "calibration" in no_cal.output
+
+
+def test_demo_small(tmp_path):
+    result = invoke("demo", "--out", tmp_path / "demo", "--size", "64")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert set(summary["psnr_db"]) == {"open", "defocus", "lowres", "prototype"}
+    assert summary["psnr_db"]["open"] > summary["psnr_db"]["prototype"]
+    assert (tmp_path / "demo" / "comparison.png").is_file()
