@@ -9,6 +9,7 @@ gradient.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import NamedTuple
 
 import torch
@@ -51,9 +52,9 @@ def check_images(images: torch.Tensor, image_size: int | None = None) -> torch.T
             f"{images.shape[-2]}x{images.shape[-1]}; resize the images or build the camera with "
             f"image_size={images.shape[-1]}"
         )
-    if not torch.isfinite(images).all():
+    low, high = (float(v) for v in torch.aminmax(images.detach()))  # one pass; NaN propagates
+    if math.isnan(low) or math.isnan(high) or math.isinf(low) or math.isinf(high):
         raise ValueError("images contain NaN or infinite values")
-    low, high = float(images.min()), float(images.max())
     if low < -1e-6 or high > 1 + 1e-6:
         raise ValueError(f"images must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]")
     return images
@@ -142,10 +143,14 @@ class Camera(nn.Module):
         out = convolve(images, kernel, self.config.convolution)
         if self.config.lowres_size is not None:
             out = large_pixel_sensor(out, self.config.lowres_size)
-        out = self.config.gain * out
-        if self.training or self.config.noise_in_eval:
+        if self.config.gain != 1.0:
+            out = self.config.gain * out
+        noisy = self.config.noise_sigma > 0 and (self.training or self.config.noise_in_eval)
+        if noisy:
             out = add_read_noise(out, self.config.noise_sigma)
-        if self.config.clip:
+        if self.config.clip and (noisy or self.config.gain > 1.0):
+            # Without noise or gain the capture of a [0, 1] scene already lies in [0, 1] (a
+            # non-negative PSF summing to 1), up to FFT round-off of ~1e-7: no clipping pass.
             out = out.clamp(0.0, 1.0)
         return out
 

@@ -40,7 +40,8 @@ class CameraConfig:
         noise_sigma: standard deviation of additive Gaussian read noise, in image units [0, 1].
         noise_in_eval: also add noise in ``eval()`` mode (off by default).
         gain: linear sensor response ``C(v) = gain * v``.
-        clip: clip the capture to [0, 1] after noise, as a saturating sensor does.
+        clip: clip the capture to [0, 1] after noise or gain > 1, as a saturating sensor does
+            (without either the capture already lies in [0, 1]).
         lowres_size: if set, the sensor integrates over ``lowres_size x lowres_size`` large pixels
             (area downsampling) and the capture is shown back at ``image_size`` (nearest).
     """
