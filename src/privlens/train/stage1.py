@@ -1,0 +1,495 @@
+"""Stage I: learn the lens (Zernike coefficients beta) and the heatmap network U together.
+
+Three modes share one loop (:func:`run_stage1`):
+
+* ``heatmap``: pretrain U on clean scenes x against U*(x) (no camera); reports NME on ``val``.
+* ``optics``: the paper's Stage I. y = camera(x); minimise
+  ``(1 - ||x - y||^2) + alpha1 ||H - H_f||_2 + alpha2 ||U(y) - U*(x)||_1`` over beta and U.
+* ``lowres``: the "Ours-LR" baseline: open optics and a large-pixel sensor, fixed; only U trains
+  on ``alpha2 ||U(y) - U*(x)||_1``.
+
+Precision: under CUDA, U runs in bf16 autocast; the camera (pupil phase, matrix Fourier
+transform, FFT convolution) and every loss run in float32 with autocast disabled. The pupil phase
+``k * phi`` reaches hundreds of radians, which bf16 (8-bit mantissa) would get wrong by whole
+radians, and the FFT convolution sums N^2 products whose rounding bf16 cannot carry.
+
+Reproducibility: the samples, augmentation draws and camera noise of step ``s`` are functions of
+``(seed, s, rank)``; together with the checkpointed weights, buffers and optimiser states this makes
+a resumed run reach the same state as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from privlens.faces.heatmaps import heatmap_to_image_coords
+from privlens.files import atomic_write_text
+from privlens.nets import HeatmapNet, soft_argmax
+from privlens.optics.camera import Camera
+from privlens.train import tblog
+from privlens.train.checkpoint import (
+    load_checkpoint,
+    load_heatmap_net,
+    save_checkpoint,
+    save_heatmap_net,
+)
+from privlens.train.config import ConfigError, to_dict, to_yaml
+from privlens.train.data import LandmarkFaces, StepBatchSampler, mix_seed
+from privlens.train.distributed import (
+    DistInfo,
+    barrier,
+    init_distributed,
+    max_difference_across_ranks,
+    shutdown,
+)
+from privlens.train.losses import heatmap_targets, stage1_loss
+from privlens.train.metrics import landmark_nme
+from privlens.train.stage1_config import Stage1Config
+
+Mode = Literal["heatmap", "optics", "lowres"]
+MODES: tuple[str, ...] = ("heatmap", "optics", "lowres")
+
+CHECKPOINT = "checkpoint.safetensors"
+LENS = "lens.safetensors"
+NET = "heatmap_net.safetensors"
+CONFIG = "config.yaml"
+SUMMARY = "summary.json"
+METRICS = "metrics.jsonl"
+TENSORBOARD = "tb"
+
+# Settings that may change between a run and its resumption (they do not change the trajectory).
+RESUMABLE_CHANGES = (
+    "train.steps",
+    "train.progress",
+    "train.log_every",
+    "train.image_every",
+    "data.num_workers",
+)
+
+
+class Stage1Model(nn.Module):
+    """Camera (optional) followed by U; ``forward(x) -> (y, H or None, [U(y) per stack])``."""
+
+    def __init__(self, camera: Camera | None, net: HeatmapNet, amp_dtype: torch.dtype | None) -> None:
+        super().__init__()
+        self.camera = camera
+        self.net = net
+        self.amp_dtype = amp_dtype
+
+    def capture(self, scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.camera is None:
+            return scene, None
+        with torch.autocast(scene.device.type, enabled=False):  # optics in float32, see module doc
+            capture, psf = self.camera(scene.float())
+        return capture, psf
+
+    def forward(self, scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+        capture, psf = self.capture(scene)
+        enabled = self.amp_dtype is not None
+        with torch.autocast(scene.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=enabled):
+            predictions = self.net.forward_stacks(capture)
+        return capture, psf, predictions
+
+
+@dataclass
+class Stage1Result:
+    """What a run produced: the run folder, its summary (also in ``summary.json``) and files."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def check_data_root(config: Stage1Config) -> Path:
+    """The prepared data folder, or a :class:`ConfigError` naming ``data.root``."""
+    if config.data.root is None:
+        raise ConfigError("data.root: no data folder given (use --data DIR or data.root=DIR)")
+    root = Path(config.data.root)
+    if not root.is_dir():
+        raise ConfigError(f"data.root: data folder not found: {root}")
+    if not (root / "landmarks.csv").is_file():
+        raise ConfigError(
+            f"data.root: {root} has no landmarks.csv; prepare the faces first with "
+            f"`privlens data prepare SRC {root}`"
+        )
+    return root
+
+
+def build_camera(mode: Mode, config: Stage1Config) -> Camera | None:
+    """The camera of a mode: none (``heatmap``), the learnable lens (``optics``, starting from
+    ``camera.init``) or the fixed low-resolution camera (``lowres``)."""
+    from privlens.optics.presets import LENS_PRESETS, make_camera
+
+    c = config.camera
+    if mode == "heatmap":
+        return None
+    settings: dict[str, Any] = {
+        "convolution": c.convolution,
+        "noise_sigma": c.noise_sigma,
+        "frozen_terms": tuple(c.frozen_terms),
+    }
+    try:
+        if mode == "lowres":
+            camera = make_camera(
+                "lowres", config.data.image_size, num_terms=c.num_terms, lowres_size=c.lowres_size, **settings
+            )
+            camera.coeffs_um.requires_grad_(False)
+            return camera
+        if c.init in LENS_PRESETS:
+            if c.init == "lowres":
+                raise ConfigError("camera.init: the lowres sensor is the `train lowres` baseline, not a lens")
+            return make_camera(c.init, config.data.image_size, num_terms=c.num_terms, **settings)
+        camera = make_camera(c.init, config.data.image_size, **settings)
+    except ValueError as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"camera: {error}") from error
+    if camera.config.num_terms != c.num_terms:
+        raise ConfigError(
+            f"camera.num_terms: {c.num_terms}, but the lens file {c.init} has {camera.config.num_terms} terms"
+        )
+    return camera
+
+
+def build_net(config: Stage1Config) -> HeatmapNet:
+    """U as configured, with the weights of ``net.pretrained`` when given."""
+    n = config.net
+    net = HeatmapNet(width=n.width, num_stacks=n.num_stacks, depth=n.depth)
+    if n.pretrained is not None:
+        if not Path(n.pretrained).is_file():
+            raise ConfigError(f"net.pretrained: weight file not found: {n.pretrained}")
+        try:
+            pretrained = load_heatmap_net(n.pretrained, expect=net.arch)
+        except ValueError as error:
+            raise ConfigError(f"net.pretrained: {error}") from error
+        net.load_state_dict(pretrained.state_dict())
+    return net
+
+
+def _amp_dtype(config: Stage1Config, device: torch.device) -> torch.dtype | None:
+    if config.train.amp == "off":
+        return None
+    if config.train.amp == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+def _check_resumable(saved: dict[str, Any], current: dict[str, Any], mode: str, saved_mode: str) -> None:
+    if saved_mode != mode:
+        raise ConfigError(
+            f"the run folder holds a `train {saved_mode}` run, not `train {mode}`; use another --out"
+        )
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(saved), flat(current)
+    differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
+    if differing:
+        raise ConfigError(
+            f"{differing[0]}: differs from the checkpointed run ({a.get(differing[0])!r} there, "
+            f"{b.get(differing[0])!r} now); use another --out or --no-resume"
+        )
+
+
+@torch.no_grad()
+def evaluate(
+    model: Stage1Model, dataset: LandmarkFaces, config: Stage1Config, device: torch.device, batch_size: int
+) -> dict[str, float]:
+    """Held-out metrics on clean (noise-free) captures: ``heatmap_l1`` (||U(y) - U*(x)||_1, last
+    stack), ``nme`` (soft-argmax landmarks, inter-ocular normalisation) and ``distortion``."""
+    was_training = model.training
+    model.eval()
+    size, heat = config.data.image_size, config.data.image_size // 4
+    totals = {"heatmap_l1": 0.0, "nme": 0.0, "distortion": 0.0}
+    count = 0
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for batch in loader:
+        scene = batch["image"].to(device)
+        landmarks = batch["landmarks"].to(device)
+        capture, _, predictions = model(scene)
+        target = heatmap_targets(
+            landmarks, size, heat, config.net.heatmap_sigma, config.net.mask_sigma_fraction
+        )
+        last = predictions[-1].float()
+        b = scene.shape[0]
+        totals["heatmap_l1"] += float((last - target).abs().mean()) * b
+        totals["distortion"] += float((scene - capture.float()).square().mean()) * b
+        points = heatmap_to_image_coords(soft_argmax(last[:, :68]), size, heat)
+        totals["nme"] += float(landmark_nme(points, landmarks).sum())
+        count += b
+    model.train(was_training)
+    return {k: v / count for k, v in totals.items()}
+
+
+def _grad_norm(parameters) -> float:
+    norms = [p.grad.detach().float().norm() for p in parameters if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+def run_stage1(
+    mode: Mode, config: Stage1Config, run_dir: str | Path, resume: bool = True, stop_after: int | None = None
+) -> Stage1Result:
+    """Train (or resume) a Stage I run in ``run_dir``; see the README for the folder's contents.
+
+    ``stop_after``: end the process's loop after this many steps of this call, as a kill would
+    (the last checkpoint stays; no final outputs are written). For tests of resumption.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    root = check_data_root(config)
+    info = init_distributed(config.train.device)
+    try:
+        return _run(mode, config, Path(run_dir), root, info, resume, stop_after)
+    finally:
+        shutdown(info)
+
+
+def _run(
+    mode: Mode,
+    config: Stage1Config,
+    run_dir: Path,
+    root: Path,
+    info: DistInfo,
+    resume: bool,
+    stop_after: int | None,
+) -> Stage1Result:
+    device = info.device
+    t = config.train
+    size = config.data.image_size
+    heat = size // 4
+    torch.manual_seed(mix_seed(t.seed, 0x5EED))  # identical initial weights on every rank
+
+    train_set = LandmarkFaces(
+        root, "train", size, augment=True, crop_p=config.data.crop_p, flip_p=config.data.flip_p
+    )
+    val_set = LandmarkFaces(root, "val", size, augment=False, limit=config.data.val_limit)
+
+    camera = build_camera(mode, config)
+    net = build_net(config)
+    model = Stage1Model(camera, net, _amp_dtype(config, device)).to(device)
+    optimizers: dict[str, torch.optim.Optimizer] = {
+        "net": torch.optim.Adam(net.parameters(), lr=config.net.lr, weight_decay=config.net.weight_decay)
+    }
+    learn_optics = mode == "optics"
+    if learn_optics:
+        assert camera is not None
+        optimizers["camera"] = torch.optim.Adam([camera.coeffs_um], lr=config.camera.lr)
+    reference_psf = camera.defocus_psf(config.loss.defocus_um) if learn_optics else None
+    modules: dict[str, nn.Module] = {"net": net}
+    if camera is not None:
+        modules["camera"] = camera
+
+    config_dict = to_dict(config)
+    start_step, val_history = 0, []
+    checkpoint_path = run_dir / CHECKPOINT
+    if resume and checkpoint_path.is_file():
+        meta = load_checkpoint(checkpoint_path, modules, optimizers)
+        _check_resumable(meta["config"], config_dict, mode, meta["mode"])
+        start_step, val_history = int(meta["step"]), list(meta["val_history"])
+    beta_start = None if camera is None else camera.coeffs_um.detach().cpu().clone()
+    initial_beta = beta_start.tolist() if beta_start is not None else None
+
+    wrapped: nn.Module = model
+    if info.distributed:
+        wrapped = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=True
+        )
+
+    writer = None
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / CONFIG, f"# privlens train {mode}\n" + to_yaml(config))
+        writer = tblog.open_writer(run_dir / TENSORBOARD, True)
+        _trim_metrics(run_dir / METRICS, start_step)
+
+    def validate(step: int) -> None:
+        if info.is_main:
+            metrics = {"step": step, **evaluate(model, val_set, config, device, t.batch_size)}
+            val_history.append(metrics)
+            _append_metrics(run_dir / METRICS, {"kind": "val", **metrics})
+            for key in ("heatmap_l1", "nme", "distortion"):
+                writer.add_scalar(f"val/{key}", metrics[key], step)
+        barrier(info)
+
+    def checkpoint(step: int) -> None:
+        if info.is_main:
+            meta = {"step": step, "mode": mode, "config": config_dict, "val_history": val_history}
+            save_checkpoint(checkpoint_path, modules, optimizers, meta)
+        barrier(info)
+
+    if start_step == 0 and not val_history:
+        validate(0)
+    sampler = StepBatchSampler(
+        len(train_set), t.batch_size, t.steps, t.seed, start_step, info.rank, info.world_size
+    )
+    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.data.num_workers)
+    progress = None
+    if info.is_main and t.progress:
+        from tqdm import tqdm
+
+        progress = tqdm(
+            total=t.steps, initial=start_step, desc=f"train {mode}", unit="step", dynamic_ncols=True
+        )
+
+    model.train()
+    last: dict[str, float] = {}
+    skipped = 0
+    began = time.perf_counter()
+    done_here = 0
+    step = start_step
+    for step, batch in enumerate(loader, start=start_step):
+        torch.manual_seed(mix_seed(t.seed, step, info.rank, 0xA015E))  # camera read noise
+        scene = batch["image"].to(device, non_blocking=True)
+        landmarks = batch["landmarks"].to(device, non_blocking=True)
+        target = heatmap_targets(
+            landmarks, size, heat, config.net.heatmap_sigma, config.net.mask_sigma_fraction
+        )
+        capture, psf, predictions = wrapped(scene)
+        losses = stage1_loss(
+            scene,
+            capture,
+            psf if psf is not None else scene.new_zeros(()),
+            reference_psf,
+            predictions,
+            target,
+            config.loss.alpha1,
+            config.loss.alpha2,
+            optics=learn_optics,
+        )
+        for optimizer in optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        grads_finite = all(
+            bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None
+        )
+        if grads_finite:
+            for optimizer in optimizers.values():
+                optimizer.step()
+            if learn_optics and config.camera.mirror_limit_um is not None:
+                camera.project_(config.camera.mirror_limit_um)
+        else:
+            skipped += 1
+        current = step + 1
+        done_here += 1
+        last = {
+            k: float(getattr(losses, k).detach()) for k in ("total", "distortion", "psf", "heatmap", "optics")
+        }
+        if info.is_main:
+            if current % t.log_every == 0 or current == t.steps:
+                for key, value in last.items():
+                    writer.add_scalar(f"loss/{key}", value, current)
+                writer.add_scalar("grad/net_norm", _grad_norm(net.parameters()), current)
+                if camera is not None:
+                    if learn_optics:
+                        writer.add_scalar("grad/beta_norm", _grad_norm([camera.coeffs_um]), current)
+                    for j, value in enumerate(camera.coeffs_um.detach().cpu().tolist(), start=1):
+                        writer.add_scalar(f"beta/Z{j}", value, current)
+                _append_metrics(run_dir / METRICS, {"kind": "train", "step": current, **last})
+            if current % t.image_every == 0 or current == t.steps:
+                if psf is not None:
+                    writer.add_image("psf", tblog.psf_image(psf), current)
+                writer.add_image(
+                    "samples", tblog.sample_grid(scene, capture, predictions[-1], target), current
+                )
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(
+                    loss=f"{last['total']:.4f}",
+                    dist=f"{last['distortion']:.4f}",
+                    heat=f"{last['heatmap']:.4f}",
+                )
+        if current % t.val_every == 0 and current != t.steps:
+            validate(current)
+        if current % t.checkpoint_every == 0 and current != t.steps:
+            checkpoint(current)
+        if stop_after is not None and done_here >= stop_after:
+            if progress is not None:
+                progress.close()
+            if writer is not None:
+                writer.close()
+            return Stage1Result(run_dir, {"stopped_at": current})
+    elapsed = time.perf_counter() - began
+    if progress is not None:
+        progress.close()
+
+    final_step = t.steps
+    if not val_history or val_history[-1]["step"] != final_step:
+        validate(final_step)
+    checkpoint(final_step)
+
+    sync = {}
+    if info.distributed:
+        sync = {
+            "world_size": info.world_size,
+            "max_beta_diff": max_difference_across_ranks(info, camera.coeffs_um)
+            if camera is not None
+            else 0.0,
+            "max_net_diff": max_difference_across_ranks(
+                info, torch.cat([p.detach().flatten() for p in net.parameters()])
+            ),
+        }
+    files: dict[str, Path] = {}
+    summary: dict[str, Any] = {}
+    if info.is_main:
+        provenance = {"stage": "I", "mode": mode, "steps": final_step, "config": config_dict}
+        files["net"] = save_heatmap_net(net, run_dir / NET, provenance)
+        if camera is not None:
+            from privlens.optics.lensfile import save_lens
+
+            files["lens"] = save_lens(camera, run_dir / LENS, provenance)
+        summary = {
+            "mode": mode,
+            "steps": final_step,
+            "resumed_from": start_step,
+            "world_size": info.world_size,
+            "device": str(device),
+            "amp": str(model.amp_dtype).replace("torch.", "") if model.amp_dtype else "off",
+            "steps_per_s_this_call": done_here / elapsed if elapsed > 0 and done_here else None,
+            "skipped_nonfinite_steps": skipped,
+            "last_train_losses": last,
+            "val_start": val_history[0] if val_history else None,
+            "val_end": val_history[-1] if val_history else None,
+            "beta_start_um": initial_beta if start_step == 0 else None,
+            "beta_end_um": camera.coeffs_um.detach().cpu().tolist() if camera is not None else None,
+            "ddp": sync or None,
+        }
+        atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        files.update(
+            {"config": run_dir / CONFIG, "summary": run_dir / SUMMARY, "checkpoint": checkpoint_path}
+        )
+        writer.close()
+    barrier(info)
+    return Stage1Result(run_dir, summary, files)
+
+
+def _append_metrics(path: Path, entry: dict[str, Any]) -> None:
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()}
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(clean) + "\n")
+
+
+def _trim_metrics(path: Path, start_step: int) -> None:
+    """Drop metric lines logged after the checkpoint a resumed run restarts from."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= start_step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
