@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 lens_app = typer.Typer(help="Lens files and the deformable-mirror bridge.", no_args_is_help=True)
 app.add_typer(lens_app, name="lens")
+app.add_typer(__import__("privlens.commands.train", fromlist=["app"]).app, name="train")
 console = Console()
 err_console = Console(stderr=True)
 
