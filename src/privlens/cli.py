@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from privlens.commands.data import data_app
+from privlens.commands.eval import eval_app
 from privlens.optics.presets import DEFAULT_DEFOCUS_UM, DEFAULT_PROTOTYPE_SCALE_UM
 
 app = typer.Typer(
@@ -19,6 +21,8 @@ app = typer.Typer(
 )
 lens_app = typer.Typer(help="Lens files and the deformable-mirror bridge.", no_args_is_help=True)
 app.add_typer(lens_app, name="lens")
+app.add_typer(data_app, name="data")
+app.add_typer(eval_app, name="eval")
 app.add_typer(__import__("privlens.commands.train", fromlist=["app"]).app, name="train")
 console = Console()
 err_console = Console(stderr=True)

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from privlens.data.images import save_image
@@ -21,3 +22,13 @@ def face_tree(tmp_path_factory) -> Path:
     (root / "female" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     (root / "male" / "empty.png").write_bytes(b"")
     return root
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """MTCNN and the small CNNs here run many tiny ops: one thread is several times faster on a
+    busy 2-core machine. Restored after each test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -26,3 +26,13 @@ def lfw() -> torch.Tensor:
 @pytest.fixture(scope="session")
 def non_faces() -> torch.Tensor:
     return lfw_non_faces()
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """MTCNN and the small CNNs here run many tiny ops: one thread is several times faster on a
+    busy 2-core machine. Restored after each test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

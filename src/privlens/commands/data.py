@@ -1,0 +1,48 @@
+"""``privlens data ...``: dataset preparation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from privlens.faces.detect import DETECTORS
+
+data_app = typer.Typer(help="Face datasets: prepare aligned crops from photos.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@data_app.command("prepare")
+def prepare(
+    src: Path = typer.Argument(..., help="Folder of photos (sub-folders are kept, e.g. as domains)."),
+    dst: Path = typer.Argument(..., help="Output folder (train/, val/, landmarks.csv, skipped.txt)."),
+    size: int = typer.Option(256, help="Side of the aligned square crops, pixels."),
+    detector: str = typer.Option("dlib", help=f"Face detector: {', '.join(DETECTORS)}."),
+    val_fraction: float = typer.Option(0.1, help="Fraction of files put in val/ (stable by name)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Detect, align (FFHQ-style, eyes level), crop and resize every face; resumable."""
+    from privlens.cli import fail
+    from privlens.data.images import ImageFileError
+    from privlens.data.prepare import prepare_faces
+
+    if detector not in DETECTORS:
+        fail(f"--detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
+    if size < 8:
+        fail(f"--size must be at least 8, got {size}")
+    try:
+        report = prepare_faces(src, dst, size, detector, val_fraction, progress)
+    except (ImageFileError, ValueError) as error:
+        fail(str(error))
+    for path, reason in report.skipped:
+        err_console.print(f"[yellow]skipped[/] {path}: {reason}", markup=True, highlight=False)
+    console.print(
+        f"{report.train + report.val} face(s) in {dst} (train {report.train}, val {report.val}); "
+        f"{report.processed} processed now, {report.resumed} done before, {len(report.skipped)} skipped "
+        f"(listed in {dst / 'skipped.txt'})",
+        highlight=False,
+    )
+    if report.train + report.val == 0:
+        raise typer.Exit(code=1)
