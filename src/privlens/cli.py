@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from privlens.commands.attack import attack as attack_command
 from privlens.commands.data import data_app
 from privlens.commands.eval import eval_app
 from privlens.optics.presets import DEFAULT_DEFOCUS_UM, DEFAULT_PROTOTYPE_SCALE_UM
@@ -24,6 +25,7 @@ app.add_typer(lens_app, name="lens")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 app.add_typer(__import__("privlens.commands.train", fromlist=["app"]).app, name="train")
+app.command("attack")(attack_command)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -105,3 +105,33 @@ def image_grid(
     if title:
         figure.suptitle(title)
     return _save(figure, path)
+
+
+def image_table(
+    rows: list[dict[str, torch.Tensor]],
+    path: str | Path,
+    captions: list[dict[str, str]] | None = None,
+    title: str = "",
+) -> Path:
+    """A grid: one row per example, one column per key of ``rows[0]`` (images ``[3, H, W]``).
+
+    ``captions[i][column]`` is printed under that image (e.g. PSNR and identity distance).
+    """
+    columns = list(rows[0])
+    figure, axes = plt.subplots(
+        len(rows), len(columns), figsize=(2.3 * len(columns), 2.6 * len(rows)), squeeze=False
+    )
+    for r, row in enumerate(rows):
+        for c, name in enumerate(columns):
+            axis = axes[r][c]
+            axis.imshow(row[name].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if r == 0:
+                axis.set_title(name, fontsize=10)
+            if captions and name in captions[r]:
+                axis.set_xlabel(captions[r][name], fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return _save(figure, path)

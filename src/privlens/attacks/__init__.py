@@ -1,0 +1,1 @@
+"""Adversaries that try to recover identity from captures. Each ``recover``s images in [0, 1]."""

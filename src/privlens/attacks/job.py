@@ -1,0 +1,141 @@
+"""The ``privlens attack`` job: several lenses, one face set, tables and figures on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from privlens.attacks.suite import (
+    SAME_PERSON_THRESHOLD,
+    AttackSettings,
+    IdentityDistance,
+    LensAttackResult,
+    attack_lens,
+)
+from privlens.data.images import ImageFileError, iter_images, list_images
+from privlens.optics.presets import make_camera
+from privlens.report.figures import image_table
+from privlens.report.tables import write_tables
+
+DEFAULT_LENSES = ("open", "defocus", "lowres", "prototype")
+COLUMNS = ("lens", "attack", "choice", "psnr", "ssim", "identity_distance", "reidentified", "measured_faces")
+
+
+@dataclass
+class AttackReport:
+    rows: list[dict]
+    tables: list[Path]
+    figures: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def load_face_folder(folder: str | Path, size: int) -> tuple[torch.Tensor, list[tuple[Path, str]]]:
+    """Every readable image below ``folder`` at ``size`` px (centre crop), and the skipped files."""
+    images, skipped = [], []
+    for path, image in iter_images(list_images(folder), size):
+        if isinstance(image, ImageFileError):
+            skipped.append((path, str(image)))
+        else:
+            images.append(image)
+    if not images:
+        raise ImageFileError(f"no readable images in {folder}")
+    return torch.stack(images), skipped
+
+
+def embedded_faces(size: int) -> torch.Tensor:
+    """The embedded LFW faces (``privlens.data.samples.lfw_faces``) at ``size`` px."""
+    from privlens.data.samples import lfw_faces
+
+    return F.interpolate(lfw_faces(), size=(size, size), mode="area").clamp(0, 1)
+
+
+def split_faces(faces: torch.Tensor, evaluation_count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(attacker, evaluation)``: the first ``evaluation_count`` faces are evaluated, the rest
+    belong to the attacker. Both must be non-empty."""
+    if not 0 < evaluation_count < faces.shape[0]:
+        raise ValueError(
+            f"need more than {evaluation_count} faces to keep {evaluation_count} for evaluation and "
+            f"some for the attacker, got {faces.shape[0]}"
+        )
+    return faces[evaluation_count:], faces[:evaluation_count]
+
+
+def result_rows(result: LensAttackResult) -> list[dict]:
+    rows = []
+    for attack, scores in result.scores.items():
+        choice = result.choices.get(attack)
+        label = ""
+        if choice is not None:
+            label = f"lambda={choice.value:.1e}" if attack == "wiener" else f"iterations={int(choice.value)}"
+        rows.append({"lens": result.lens, "attack": attack, "choice": label, **scores})
+    return rows
+
+
+def _caption(result: LensAttackResult, attack: str, index: int) -> str:
+    values = result.per_image[attack]
+    text = f"PSNR {float(values['psnr'][index]):.1f} dB"
+    if "identity_distance" in values:
+        distance = float(values["identity_distance"][index])
+        text += "\nID dist n/a" if distance != distance else f"\nID dist {distance:.2f}"
+    return text
+
+
+def lens_figure(result: LensAttackResult, originals: torch.Tensor, path: Path, examples: int = 4) -> Path:
+    """original | capture | each recovery, for the first ``examples`` evaluation faces."""
+    rows, captions = [], []
+    for i in range(min(examples, originals.shape[0])):
+        row = {"original": originals[i]}
+        caption = {}
+        for attack, images in result.recovered.items():
+            column = "capture" if attack == "none" else attack
+            row[column] = images[i]
+            caption[column] = _caption(result, attack, i)
+        rows.append(row)
+        captions.append(caption)
+    title = f"lens {result.lens}: what each attack recovers (ID dist < {SAME_PERSON_THRESHOLD} = same person)"
+    return image_table(rows, path, captions, title)
+
+
+def run_attack_job(
+    lenses: list[str],
+    out_dir: str | Path,
+    faces: torch.Tensor,
+    evaluation_count: int,
+    settings: AttackSettings,
+    identity: IdentityDistance | None,
+    progress: Callable[[str], None] | None = None,
+) -> AttackReport:
+    """Attack every lens; write ``attacks.{md,csv,json}`` and ``attack_<lens>.png`` to ``out_dir``."""
+    out_dir = Path(out_dir)
+    attacker, evaluation = split_faces(faces, evaluation_count)
+    size = faces.shape[-1]
+    rows, figures = [], []
+    choices = {}
+    for lens in lenses:
+        camera = make_camera(lens, size)
+        name = Path(lens).stem if lens not in DEFAULT_LENSES else lens
+        result = attack_lens(name, camera, attacker, evaluation, settings, identity, progress)
+        rows.extend(result_rows(result))
+        choices[name] = {
+            k: {"value": c.value, "held_out_psnr": c.candidates} for k, c in result.choices.items()
+        }
+        figures.append(lens_figure(result, evaluation, out_dir / f"attack_{name}.png"))
+    extra = {
+        "protocol": {
+            "faces": int(faces.shape[0]),
+            "attacker_faces": int(attacker.shape[0]),
+            "evaluation_faces": int(evaluation.shape[0]),
+            "image_size": int(size),
+            "quantised_8bit": settings.quantise,
+            "same_person_threshold": SAME_PERSON_THRESHOLD,
+            "identity_backend": "dlib" if identity is not None else None,
+        },
+        "attacker_choices": choices,
+    }
+    ordered = [{c: row.get(c, float("nan")) for c in COLUMNS} for row in rows]
+    tables = write_tables(ordered, out_dir / "attacks", extra)
+    return AttackReport(ordered, tables, figures)

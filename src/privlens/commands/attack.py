@@ -1,0 +1,76 @@
+"""``privlens attack``: how much identity do captures leak to the attack suite?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from privlens.commands.common import console, err_console, fail
+
+
+def attack(
+    lens: list[str] = typer.Option(
+        [], "--lens", "-l", help="Extra lens to attack (a lens file or preset name); repeatable."
+    ),
+    presets: bool = typer.Option(True, help="Also attack open, defocus, lowres and prototype."),
+    data: Path | None = typer.Option(
+        None, help="Folder of face images (aligned crops); default: the embedded LFW faces."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for tables and figures."),
+    size: int = typer.Option(64, help="Image side in pixels (divisible by 8)."),
+    evaluation_count: int = typer.Option(20, help="Faces evaluated; the rest belong to the attacker."),
+    inversion_steps: int = typer.Option(300, help="Training steps of the learned inversion (0: skip it)."),
+    inversion_width: int = typer.Option(16, help="U-Net width of the learned inversion."),
+    rl_max_iterations: int = typer.Option(200, help="Largest Richardson–Lucy iteration count tried."),
+    quantise: bool = typer.Option(True, help="Quantise captures to 8 bits, as a stolen image file."),
+    identity: bool = typer.Option(True, help="Measure dlib identity distance and re-identification."),
+) -> None:
+    """Attack captures with Wiener, Richardson–Lucy, bicubic (low-res) and a learned inversion."""
+    from privlens.attacks.identity import OriginalBoxIdentity
+    from privlens.attacks.inversion import InversionTraining
+    from privlens.attacks.job import DEFAULT_LENSES, embedded_faces, load_face_folder, run_attack_job
+    from privlens.attacks.suite import RL_ITERATIONS, AttackSettings
+    from privlens.data.images import ImageFileError
+    from privlens.optics.lensfile import LensFileError
+    from privlens.report.tables import to_markdown
+
+    lenses = (list(DEFAULT_LENSES) if presets else []) + [
+        item for item in lens if item not in DEFAULT_LENSES or not presets
+    ]
+    if not lenses:
+        fail("no lens to attack: give --lens or keep --presets")
+    if size % 8:
+        fail(f"--size must be divisible by 8, got {size}")
+    try:
+        if data is None:
+            faces, skipped = embedded_faces(size), []
+        else:
+            faces, skipped = load_face_folder(data, size)
+    except ImageFileError as error:
+        fail(str(error))
+    for path, reason in skipped:
+        err_console.print(f"[yellow]skipped[/] {path}: {reason}")
+    iterations = tuple(n for n in RL_ITERATIONS if n < rl_max_iterations) + (rl_max_iterations,)
+    settings = AttackSettings(
+        rl_iterations=iterations,
+        inversion=InversionTraining(steps=inversion_steps, width=inversion_width)
+        if inversion_steps
+        else None,
+        quantise=quantise,
+    )
+    try:
+        report = run_attack_job(
+            lenses,
+            out,
+            faces,
+            evaluation_count,
+            settings,
+            OriginalBoxIdentity() if identity else None,
+            progress=lambda message: err_console.print(f"[dim]{message}[/]"),
+        )
+    except (ValueError, LensFileError) as error:
+        fail(str(error))
+    console.print(to_markdown(report.rows))
+    for path in report.tables + report.figures:
+        console.print(f"wrote {path}")
