@@ -30,7 +30,7 @@ from privlens.data.images import ImageFileError, list_images, load_image
 from privlens.eval.frechet import FD_DLIB, fd_dlib
 from privlens.eval.geometry import FaceGeometry, box_error, geometry_of, landmark_error
 from privlens.eval.identity import IDENTITY_BACKENDS, DlibEmbedder, FacenetEmbedder
-from privlens.eval.weights import MetricUnavailableError
+from privlens.eval.weights import MetricUnavailableError, local_weights
 from privlens.faces.detect import Face, best_face
 
 TABLE_FORMATS = ("md", "csv", "json")
@@ -127,6 +127,11 @@ def evaluate_pairs(
         if backend not in IDENTITY_BACKENDS:
             raise ValueError(f"unknown identity backend {backend!r}; expected {', '.join(IDENTITY_BACKENDS)}")
     pairs, unmatched = match_pairs(originals, deidentified)
+    # a weights file the user named must exist: say so before any work is done
+    if options.fid:
+        local_weights("FID", options.inception_weights)
+    if options.lpips:
+        local_weights("LPIPS", options.lpips_weights)
     unavailable: dict[str, str] = {}
     embedders: dict[str, DlibEmbedder | FacenetEmbedder | None] = {}
     for backend in options.identity:
