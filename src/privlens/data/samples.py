@@ -31,7 +31,10 @@ def astronaut(size: int | None = 256) -> torch.Tensor:
 def _lfw_subset() -> np.ndarray:
     from skimage import data
 
-    return data.lfw_subset()  # [200, 25, 25] float64 in [0, 1]: 100 faces, then 100 non-faces
+    crops = data.lfw_subset()  # [200, 25, 25]: 100 faces, then 100 non-faces
+    if crops.dtype == np.uint8:  # documented as uint8; scikit-image 0.26 returns float64 in [0, 1]
+        return crops.astype(np.float64) / 255.0
+    return crops.astype(np.float64)
 
 
 def _upsample_pad(crops: np.ndarray, face_px: int, pad_px: int) -> torch.Tensor:
