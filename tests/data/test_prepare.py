@@ -77,3 +77,14 @@ def test_split_is_stable_and_roughly_the_fraction():
     assert 0.07 < fraction < 0.13
     assert [split_of(n, 0.1) for n in names] == [split_of(n, 0.1) for n in names]
     assert all(split_of(n, 0.0) == "train" for n in names[:50])
+
+
+def test_output_inside_the_source_is_not_read_back(tmp_path):
+    from privlens.data.images import save_image
+    from privlens.data.samples import lfw_faces
+
+    save_image(lfw_faces()[0], tmp_path / "a.png")
+    first = prepare_faces(tmp_path, tmp_path / "prepared", size=32, progress=False)
+    second = prepare_faces(tmp_path, tmp_path / "prepared", size=32, progress=False)
+    assert first.processed == 1 and second.processed == 0 and second.resumed == 1
+    assert second.train + second.val == 1

@@ -11,16 +11,28 @@ def test_fid_offline_is_unavailable_with_the_documented_message(offline):
     with pytest.raises(MetricUnavailableError) as caught:
         load_inception()
     message = str(caught.value)
-    assert message.startswith("FID unavailable: no local weights and the download of https://")
+    assert message.startswith(
+        "FID unavailable: no local weights, and the library's cache or download of https://"
+    )
     assert "pt_inception-2015-12-05" in message
     assert "--inception-weights" in message and "$PRIVLENS_FID_INCEPTION" in message
+
+
+def test_fid_with_a_broken_cached_file_is_unavailable(offline):
+    cached = offline / "torch-home" / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"truncated download")
+    with pytest.raises(MetricUnavailableError, match="FID unavailable: no local weights"):
+        load_inception()
 
 
 def test_lpips_offline_is_unavailable_with_the_documented_message(offline):
     with pytest.raises(MetricUnavailableError) as caught:
         load_lpips("alex")
     message = str(caught.value)
-    assert message.startswith("LPIPS unavailable: no local weights and the download of https://")
+    assert message.startswith(
+        "LPIPS unavailable: no local weights, and the library's cache or download of https://"
+    )
     assert "alexnet" in message and "--lpips-weights" in message and "$PRIVLENS_LPIPS_BACKBONE" in message
 
 

@@ -33,7 +33,9 @@ def test_facenet_offline_is_unavailable_with_the_documented_message(offline):
         with pytest.raises(MetricUnavailableError) as caught:
             make_embedder(backend)
         message = str(caught.value)
-        assert message.startswith(f"{backend} unavailable: no local weights and the download of https://")
+        assert message.startswith(
+            f"{backend} unavailable: no local weights, and the library's cache or download of https://"
+        )
         assert option in message and env in message
         assert caught.value.metric == backend
 

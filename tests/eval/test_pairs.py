@@ -67,7 +67,9 @@ def test_pairs_report_offline(folders, offline):
         "| method | pairs | faces dlib (orig/de-id) | faces MTCNN (orig/de-id) | DIS FR (dlib) ↑"
     )
     assert "| method | 5 | 5/4 | 5/4 |" in table and "n/a" in table
-    assert "- unavailable: FID: no local weights" in table and "only_original" in table
+    assert (
+        "- unavailable: FID: no local weights, and the library's cache" in table and "only_original" in table
+    )
     rows = list(csv.reader(io.StringIO(render_report(report, "csv"))))
     assert len(rows) == 2 and len(rows[0]) == len(rows[1]) and "FD-dlib ↓" in rows[0]
     data = json.loads(render_report(report, "json"))

@@ -16,7 +16,14 @@ import torch
 import torch.nn.functional as F
 
 from privlens.eval.frechet import fd_between
-from privlens.eval.weights import MetricUnavailableError, download_failed, load_state_dict, local_weights
+from privlens.eval.weights import (
+    DOWNLOAD_ERRORS,
+    MetricUnavailableError,
+    WeightsFileError,
+    download_failed,
+    load_state_dict,
+    local_weights,
+)
 
 INCEPTION_PX = 299
 
@@ -44,13 +51,11 @@ def load_inception(weights: str | Path | None = None) -> torch.nn.Module:
             try:
                 model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
             except RuntimeError as error:
-                from privlens.eval.weights import WeightsFileError
-
                 raise WeightsFileError(f"{path}: not the FID Inception weights ({error})") from error
     else:
         try:
             model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
-        except (OSError, RuntimeError) as error:  # URLError is an OSError
+        except DOWNLOAD_ERRORS as error:
             raise download_failed("FID", inception.FID_WEIGHTS_URL, error) from error
     return model.eval()
 

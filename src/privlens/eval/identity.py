@@ -20,7 +20,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from privlens.eval.weights import MetricUnavailableError, download_failed, load_state_dict, local_weights
+from privlens.eval.weights import (
+    DOWNLOAD_ERRORS,
+    MetricUnavailableError,
+    WeightsFileError,
+    download_failed,
+    load_state_dict,
+    local_weights,
+)
 from privlens.faces import models
 from privlens.faces.convert import to_uint8_rgb
 from privlens.faces.detect import Face, best_face
@@ -70,13 +77,11 @@ def load_facenet(backend: str, weights: str | Path | None = None) -> torch.nn.Mo
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
-            from privlens.eval.weights import WeightsFileError
-
             raise WeightsFileError(f"{path}: not InceptionResnetV1 weights ({error})") from error
     else:
         try:  # facenet-pytorch's own cache (TORCH_HOME/checkpoints) or download
             model = InceptionResnetV1(pretrained=FACENET_DATASETS[backend], classify=False)
-        except (OSError, RuntimeError) as error:  # URLError is an OSError
+        except DOWNLOAD_ERRORS as error:
             raise download_failed(backend, FACENET_URLS[backend], error) from error
     return model.eval()
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from privlens.eval.weights import (
+    DOWNLOAD_ERRORS,
     MetricUnavailableError,
     WeightsFileError,
     download_failed,
@@ -42,7 +43,7 @@ def load_lpips(net: str = "alex", backbone_weights: str | Path | None = None) ->
             with warnings.catch_warnings():  # lpips uses torchvision's deprecated `pretrained=`
                 warnings.simplefilter("ignore", UserWarning)
                 return lpips.LPIPS(net=net, verbose=False).eval()
-        except (OSError, RuntimeError) as error:  # URLError is an OSError
+        except DOWNLOAD_ERRORS as error:
             raise download_failed("LPIPS", BACKBONE_URLS[net], error) from error
     import torchvision
 

@@ -10,6 +10,7 @@ is reported as unavailable, never replaced by a number from other weights.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -28,6 +29,11 @@ WEIGHT_OPTIONS = {
     "FID": "--inception-weights",
     "LPIPS": "--lpips-weights",
 }
+
+
+# What a failed download or a broken cache file raises (URLError is an OSError; a truncated cache
+# file fails to unpickle under weights_only=True).
+DOWNLOAD_ERRORS = (OSError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 
 class MetricUnavailableError(RuntimeError):
@@ -82,6 +88,7 @@ def download_failed(metric: str, url: str, error: BaseException) -> MetricUnavai
     """The documented offline message: what failed and how to give a local file instead."""
     return MetricUnavailableError(
         metric,
-        f"no local weights and the download of {url} failed ({type(error).__name__}: {error}); "
+        f"no local weights, and the library's cache or download of {url} failed "
+        f"({type(error).__name__}: {error}); "
         f"give a local file with {WEIGHT_OPTIONS[metric]} or ${WEIGHT_ENV_VARS[metric]}",
     )
