@@ -109,9 +109,51 @@ def test_lens_import_wavefront_and_bad_files(tmp_path):
 
 
 def test_demo_small(tmp_path):
-    result = invoke("demo", "--out", tmp_path / "demo", "--size", "64")
+    result = invoke("demo", "--out", tmp_path / "demo", "--size", "64", "--no-attacks")
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert set(summary["psnr_db"]) == {"open", "defocus", "lowres", "prototype"}
     assert summary["psnr_db"]["open"] > summary["psnr_db"]["prototype"]
     assert (tmp_path / "demo" / "comparison.png").is_file()
+
+
+def test_attack_command_on_a_folder(tmp_path):
+    from privlens.attacks.job import embedded_faces
+    from privlens.data.images import save_image
+
+    folder = tmp_path / "faces"
+    for i, face in enumerate(embedded_faces(32)[:10]):
+        save_image(face, folder / f"{i:02d}.png")
+    (folder / "corrupt.png").write_bytes(b"nope")
+    out = tmp_path / "attack"
+    result = invoke(
+        "attack",
+        "--no-presets",
+        "--lens",
+        "defocus",
+        "--data",
+        folder,
+        "--out",
+        out,
+        "--size",
+        "32",
+        "--evaluation-count",
+        "4",
+        "--inversion-steps",
+        "5",
+        "--rl-max-iterations",
+        "3",
+        "--no-identity",
+    )
+    assert result.exit_code == 0, result.output
+    assert "corrupt.png" in result.output
+    payload = json.loads((out / "attacks.json").read_text())
+    attacks = {row["attack"] for row in payload["rows"]}
+    assert attacks == {"none", "wiener", "richardson-lucy", "inversion"}
+    assert payload["protocol"]["evaluation_faces"] == 4 and payload["protocol"]["attacker_faces"] == 6
+    assert (out / "attacks.md").is_file() and (out / "attacks.csv").is_file()
+    assert (out / "attack_defocus.png").is_file()
+    bad = invoke("attack", "--out", out, "--size", "30")
+    assert bad.exit_code == 2 and "divisible by 8" in bad.output
+    too_few = invoke("attack", "--data", folder, "--out", out, "--size", "32", "--evaluation-count", "10")
+    assert too_few.exit_code == 2 and "attacker" in too_few.output
