@@ -50,10 +50,16 @@ def test_pairs_report_offline(folders, offline):
     assert report.detected["mtcnn"]["originals"] == 5 and report.detected["mtcnn"]["deidentified"] == 4
     metrics = {m.name: m for m in report.metrics}
     assert list(metrics)[:3] == ["DIS FR (dlib)", "DIS FaceNet-VGGFace2", "DIS FaceNet-CASIA"]
-    assert metrics["DIS FR (dlib)"].count == 4 and metrics["DIS FR (dlib)"].value > 0.4
-    assert metrics["FD dlib"].value == pytest.approx(80.0) and metrics["FD MTCNN"].value == pytest.approx(
-        80.0
-    )
+    assert metrics["DIS FR (dlib)"].count == 4
+    dis = {r["name"]: r.get("DIS FR (dlib)") for r in report.per_pair}
+    assert dis["astro"] < 0.6  # the mirrored astronaut is the same person
+    assert all(dis[f"people/p{i}"] > 0.6 for i in range(3))  # other people
+    faces = {r["name"]: r["faces"] for r in report.per_pair}
+    assert dis["lost"] is None and faces["lost"] == {"dlib": [True, False], "mtcnn": [True, False]}
+    assert metrics["DIS FR (dlib)"].value == pytest.approx(sum(v for v in dis.values() if v) / 4)
+    assert metrics["Detection dlib"].value == pytest.approx(80.0) and metrics[
+        "Detection MTCNN"
+    ].value == pytest.approx(80.0)
     assert metrics["LM dlib"].count == 4 and metrics["Box MTCNN"].count == 4
     assert metrics["FD-dlib"].value is not None and metrics["FD-dlib"].value > 0
     assert "FID" in metrics and "FID" not in [m.name for m in report.metrics if m.value is not None]

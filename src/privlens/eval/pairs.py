@@ -76,6 +76,7 @@ class PairsReport:
     unavailable: dict[str, str]
     unmatched: list[str]
     unreadable: list[tuple[str, str]]
+    per_pair: list[dict] = field(default_factory=list)  # name, faces found, every pair value
 
     def value(self, name: str) -> float | None:
         return next((m.value for m in self.metrics if m.name == name), None)
@@ -146,7 +147,9 @@ def evaluate_pairs(
             unavailable[DIS_COLUMNS[backend]] = error.reason
 
     sides: list[tuple[_Side, _Side]] = []
+    per_pair: list[dict] = []
     unreadable: list[tuple[str, str]] = []
+    base = Path(originals) if Path(originals).is_dir() else Path(originals).parent
     for first, second in tqdm(pairs, desc="faces", unit="pair", disable=not options.progress):
         try:
             a, b = load_image(first), load_image(second)
@@ -156,6 +159,11 @@ def evaluate_pairs(
         if b.shape != a.shape:
             b = F.interpolate(b[None], size=a.shape[-2:], mode="bilinear", antialias=True)[0].clamp(0, 1)
         sides.append((_analyse(a), _analyse(b)))
+        faces = {
+            d: [sides[-1][0].faces[d] is not None, sides[-1][1].faces[d] is not None]
+            for d in ("dlib", "mtcnn")
+        }
+        per_pair.append({"name": first.relative_to(base).with_suffix("").as_posix(), "faces": faces})
 
     metrics: list[Metric] = []
     detected = {
@@ -173,33 +181,29 @@ def evaluate_pairs(
         detector = embedder.detector
         first = embedder.embed([s[0].image for s in sides], [s[0].faces[detector] for s in sides])
         second = embedder.embed([s[1].image for s in sides], [s[1].faces[detector] for s in sides])
-        distances = [
-            float(np.linalg.norm(x - y))
-            for x, y in zip(first, second, strict=True)
-            if x is not None and y is not None
-        ]
+        distances = []
+        for record, x, y in zip(per_pair, first, second, strict=True):
+            if x is not None and y is not None:
+                record[DIS_COLUMNS[backend]] = float(np.linalg.norm(x - y))
+                distances.append(record[DIS_COLUMNS[backend]])
         metrics.append(Metric(DIS_COLUMNS[backend], _mean(distances), len(distances), HIGHER))
         if backend == "dlib":
             dlib_embeddings = ([x for x in first if x is not None], [y for y in second if y is not None])
 
     for detector, label in (("dlib", "dlib"), ("mtcnn", "MTCNN")):
-        both = [(s[0].geometry[detector], s[1].geometry[detector]) for s in sides]
-        both = [(x, y) for x, y in both if x is not None and y is not None]
-        metrics.append(
-            Metric(
-                f"LM {label}",
-                _mean([landmark_error(x.points, y.points) for x, y in both]),
-                len(both),
-                LOWER,
-                "px",
-            )
-        )
-        metrics.append(
-            Metric(f"Box {label}", _mean([box_error(x.box, y.box) for x, y in both]), len(both), LOWER, "px")
-        )
+        landmarks, boxes = [], []
+        for record, (x, y) in zip(per_pair, sides, strict=True):
+            x, y = x.geometry[detector], y.geometry[detector]
+            if x is not None and y is not None:
+                record[f"LM {label}"] = landmark_error(x.points, y.points)
+                record[f"Box {label}"] = box_error(x.box, y.box)
+                landmarks.append(record[f"LM {label}"])
+                boxes.append(record[f"Box {label}"])
+        metrics.append(Metric(f"LM {label}", _mean(landmarks), len(landmarks), LOWER, "px"))
+        metrics.append(Metric(f"Box {label}", _mean(boxes), len(boxes), LOWER, "px"))
     for detector, label in (("dlib", "dlib"), ("mtcnn", "MTCNN")):
         rate = 100.0 * detected[detector]["deidentified"] / len(sides) if sides else None
-        metrics.append(Metric(f"FD {label}", rate, len(sides), HIGHER, "%"))
+        metrics.append(Metric(f"Detection {label}", rate, len(sides), HIGHER, "%"))
 
     if options.fid:
         metrics.append(_fid_metric(sides, options, unavailable))
@@ -210,9 +214,17 @@ def evaluate_pairs(
             unavailable[FD_DLIB] = "needs at least 2 faces found by dlib on each side"
         metrics.append(Metric(FD_DLIB, value, min(len(a), len(b)), LOWER))
     if options.lpips:
-        metrics.append(_lpips_metric(sides, options, unavailable))
+        metrics.append(_lpips_metric(sides, per_pair, options, unavailable))
     return PairsReport(
-        str(originals), str(deidentified), len(sides), detected, metrics, unavailable, unmatched, unreadable
+        str(originals),
+        str(deidentified),
+        len(sides),
+        detected,
+        metrics,
+        unavailable,
+        unmatched,
+        unreadable,
+        per_pair,
     )
 
 
@@ -232,7 +244,7 @@ def _fid_metric(sides, options: EvalOptions, unavailable: dict[str, str]) -> Met
     return Metric("FID", fd_between(first, second), len(sides), LOWER)
 
 
-def _lpips_metric(sides, options: EvalOptions, unavailable: dict[str, str]) -> Metric:
+def _lpips_metric(sides, per_pair: list[dict], options: EvalOptions, unavailable: dict[str, str]) -> Metric:
     from privlens.eval.perceptual import load_lpips, lpips_distance
 
     try:
@@ -241,6 +253,8 @@ def _lpips_metric(sides, options: EvalOptions, unavailable: dict[str, str]) -> M
         unavailable["LPIPS"] = error.reason
         return Metric("LPIPS", None, 0, NEUTRAL)
     values = [float(lpips_distance(model, a.image, b.image)) for a, b in sides]
+    for record, value in zip(per_pair, values, strict=True):
+        record["LPIPS"] = value
     return Metric("LPIPS", _mean(values), len(values), NEUTRAL)
 
 
