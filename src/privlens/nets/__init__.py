@@ -2,5 +2,17 @@
 
 from privlens.nets.heatmap import CoordConv, HeatmapNet, Hourglass, ResidualBlock, add_coords
 from privlens.nets.softargmax import soft_argmax
+from privlens.nets.stargan import Discriminator, Generator, MappingNetwork, StyleEncoder
 
-__all__ = ["CoordConv", "HeatmapNet", "Hourglass", "ResidualBlock", "add_coords", "soft_argmax"]
+__all__ = [
+    "CoordConv",
+    "Discriminator",
+    "Generator",
+    "HeatmapNet",
+    "Hourglass",
+    "MappingNetwork",
+    "ResidualBlock",
+    "StyleEncoder",
+    "add_coords",
+    "soft_argmax",
+]
