@@ -41,8 +41,9 @@ def test_cli_prepare_nothing_found_exits_1(tmp_path):
     from privlens.data.images import save_image
     from privlens.data.samples import lfw_non_faces
 
-    save_image(lfw_non_faces()[0], tmp_path / "src" / "a.png")
+    save_image(lfw_non_faces()[0], tmp_path / "src" / "a[1].png")  # brackets are not markup
     result = runner.invoke(
         app, ["data", "prepare", str(tmp_path / "src"), str(tmp_path / "o"), "--no-progress"]
     )
     assert result.exit_code == 1 and "0 face(s)" in result.stdout
+    assert "a[1].png: no face found (dlib)" in result.stderr

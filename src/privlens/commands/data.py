@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from privlens.faces.detect import DETECTORS
 
@@ -37,7 +38,7 @@ def prepare(
     except (ImageFileError, ValueError) as error:
         fail(str(error))
     for path, reason in report.skipped:
-        err_console.print(f"[yellow]skipped[/] {path}: {reason}", markup=True, highlight=False)
+        err_console.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}", highlight=False)
     console.print(
         f"{report.train + report.val} face(s) in {dst} (train {report.train}, val {report.val}); "
         f"{report.processed} processed now, {report.resumed} done before, {len(report.skipped)} skipped "
