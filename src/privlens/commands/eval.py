@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from privlens.eval.identity import IDENTITY_BACKENDS
 
@@ -77,6 +78,6 @@ def pairs(
     typer.echo(render_report(report, "md"), nl=False)
     if out is not None:
         atomic_write_text(out, render_report(report, fmt))
-        err_console.print(f"wrote {out}", highlight=False)
+        err_console.print(f"wrote {escape(str(out))}", highlight=False)
     if report.pairs == 0:
         raise typer.Exit(code=1)
