@@ -109,29 +109,21 @@ def test_lowres_baseline_trains_only_u(faces64, pretrained_run, tiny_config, tmp
     assert any(not torch.equal(net_before[k], net_after[k]) for k in net_before)
 
 
-def test_mirror_limit_keeps_beta_in_range(faces64, tiny_config, tmp_path):
-    config = tiny_config(faces64, "train.steps=5", "camera.mirror_limit_um=0.03", "net.width=16")
-    s = run_stage1("optics", config, tmp_path, resume=False).summary
-    beta = torch.tensor(s["beta_end_um"])
-    assert beta.abs().max() <= 0.03 + 1e-7
-    assert beta[3:].abs().max() == pytest.approx(0.03)  # lr 0.05 pushes terms to the limit
-
-
 def test_resume_after_interruption_equals_uninterrupted(faces64, tiny_config, tmp_path):
     overrides = (
-        "train.steps=10",
-        "train.checkpoint_every=4",
-        "train.val_every=5",
+        "train.steps=6",
+        "train.checkpoint_every=2",
+        "train.val_every=3",
         "net.width=16",
         "camera.noise_sigma=0.01",
     )
     whole = run_stage1("optics", tiny_config(faces64, *overrides), tmp_path / "whole", resume=False)
     cut = tmp_path / "cut"
-    stopped = run_stage1("optics", tiny_config(faces64, *overrides), cut, resume=False, stop_after=6)
-    assert stopped.summary == {"stopped_at": 6}
+    stopped = run_stage1("optics", tiny_config(faces64, *overrides), cut, resume=False, stop_after=3)
+    assert stopped.summary == {"stopped_at": 3}
     assert not (cut / "summary.json").exists()
     resumed = run_stage1("optics", tiny_config(faces64, *overrides), cut, resume=True)
-    assert resumed.summary["resumed_from"] == 4
+    assert resumed.summary["resumed_from"] == 2
     a = load_file(str(tmp_path / "whole" / "checkpoint.safetensors"))
     b = load_file(str(cut / "checkpoint.safetensors"))
     assert a.keys() == b.keys()
@@ -142,12 +134,18 @@ def test_resume_after_interruption_equals_uninterrupted(faces64, tiny_config, tm
     assert whole.summary["beta_end_um"] == resumed.summary["beta_end_um"]
 
 
-def test_resume_refuses_a_changed_config(faces64, tiny_config, tmp_path):
+def test_mirror_limit_and_resume_refusing_a_changed_config(faces64, tiny_config, tmp_path):
     from privlens.train.config import ConfigError
 
-    run_stage1("optics", tiny_config(faces64, "train.steps=2", "net.width=16"), tmp_path, resume=False)
+    config = tiny_config(faces64, "train.steps=2", "net.width=16", "camera.mirror_limit_um=0.03")
+    beta = torch.tensor(run_stage1("optics", config, tmp_path, resume=False).summary["beta_end_um"])
+    assert beta.abs().max() <= 0.03 + 1e-7
+    assert beta[3:].abs().max() == pytest.approx(0.03)  # lr 0.05 pushes terms to the limit
+    changed = tiny_config(
+        faces64, "train.steps=4", "net.width=16", "camera.mirror_limit_um=0.03", "loss.alpha1=3"
+    )
     with pytest.raises(ConfigError, match="loss.alpha1"):
-        run_stage1("optics", tiny_config(faces64, "train.steps=4", "net.width=16", "loss.alpha1=3"), tmp_path)
+        run_stage1("optics", changed, tmp_path)
 
 
 @pytest.mark.slow

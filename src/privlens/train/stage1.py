@@ -25,7 +25,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import nn
@@ -51,7 +51,7 @@ from privlens.train.distributed import (
     max_difference_across_ranks,
     shutdown,
 )
-from privlens.train.losses import heatmap_targets, stage1_loss
+from privlens.train.losses import Stage1Loss, heatmap_targets, stage1_loss
 from privlens.train.metrics import landmark_nme
 from privlens.train.stage1_config import Stage1Config
 
@@ -98,6 +98,58 @@ class Stage1Model(nn.Module):
         with torch.autocast(scene.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=enabled):
             predictions = self.net.forward_stacks(capture)
         return capture, psf, predictions
+
+
+class StepOutput(NamedTuple):
+    """What one training step saw and produced (for logging)."""
+
+    losses: Stage1Loss
+    capture: torch.Tensor
+    psf: torch.Tensor | None
+    predictions: list[torch.Tensor]
+    target: torch.Tensor
+    grads_finite: bool
+
+
+def train_step(
+    model: nn.Module,
+    camera: Camera | None,
+    optimizers: dict[str, torch.optim.Optimizer],
+    reference_psf: torch.Tensor | None,
+    config: Stage1Config,
+    learn_optics: bool,
+    scene: torch.Tensor,
+    landmarks: torch.Tensor,
+) -> StepOutput:
+    """One optimisation step on a batch: render U*(x) from the landmarks on the batch's device,
+    capture, predict, Eq. 6, backward, step every optimiser (skipped if a gradient is not finite),
+    then keep beta inside ``camera.mirror_limit_um``. ``model`` may be wrapped in DDP."""
+    size = config.data.image_size
+    target = heatmap_targets(
+        landmarks, size, size // 4, config.net.heatmap_sigma, config.net.mask_sigma_fraction
+    )
+    capture, psf, predictions = model(scene)
+    losses = stage1_loss(
+        scene,
+        capture,
+        psf if psf is not None else scene.new_zeros(()),
+        reference_psf,
+        predictions,
+        target,
+        config.loss.alpha1,
+        config.loss.alpha2,
+        optics=learn_optics,
+    )
+    for optimizer in optimizers.values():
+        optimizer.zero_grad(set_to_none=True)
+    losses.total.backward()
+    finite = all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None)
+    if finite:
+        for optimizer in optimizers.values():
+            optimizer.step()
+        if learn_optics and camera is not None and config.camera.mirror_limit_um is not None:
+            camera.project_(config.camera.mirror_limit_um)
+    return StepOutput(losses, capture, psf, predictions, target, finite)
 
 
 @dataclass
@@ -269,7 +321,6 @@ def _run(
     device = info.device
     t = config.train
     size = config.data.image_size
-    heat = size // 4
     torch.manual_seed(mix_seed(t.seed, 0x5EED))  # identical initial weights on every rank
 
     train_set = LandmarkFaces(
@@ -354,34 +405,15 @@ def _run(
         torch.manual_seed(mix_seed(t.seed, step, info.rank, 0xA015E))  # camera read noise
         scene = batch["image"].to(device, non_blocking=True)
         landmarks = batch["landmarks"].to(device, non_blocking=True)
-        target = heatmap_targets(
-            landmarks, size, heat, config.net.heatmap_sigma, config.net.mask_sigma_fraction
+        out = train_step(wrapped, camera, optimizers, reference_psf, config, learn_optics, scene, landmarks)
+        losses, capture, psf, predictions, target = (
+            out.losses,
+            out.capture,
+            out.psf,
+            out.predictions,
+            out.target,
         )
-        capture, psf, predictions = wrapped(scene)
-        losses = stage1_loss(
-            scene,
-            capture,
-            psf if psf is not None else scene.new_zeros(()),
-            reference_psf,
-            predictions,
-            target,
-            config.loss.alpha1,
-            config.loss.alpha2,
-            optics=learn_optics,
-        )
-        for optimizer in optimizers.values():
-            optimizer.zero_grad(set_to_none=True)
-        losses.total.backward()
-        grads_finite = all(
-            bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None
-        )
-        if grads_finite:
-            for optimizer in optimizers.values():
-                optimizer.step()
-            if learn_optics and config.camera.mirror_limit_um is not None:
-                camera.project_(config.camera.mirror_limit_um)
-        else:
-            skipped += 1
+        skipped += not out.grads_finite
         current = step + 1
         done_here += 1
         last = {
