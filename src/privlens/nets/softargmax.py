@@ -16,7 +16,8 @@ def soft_argmax(heatmaps: torch.Tensor, temperature: float = 0.1, window: int | 
     differentiable with respect to the heatmap values (the window's placement is not).
 
     Computed in float32 whatever the input precision. With the defaults, a peak-1 Gaussian of
-    sigma 1-2 pixels is located to about 0.03 pixel.
+    sigma 1.5-2 heatmap pixels is located to about 0.03 pixel; a narrower one needs a higher
+    temperature (0.2 for sigma 1: 0.06 pixel).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
