@@ -51,6 +51,12 @@ def references(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def video_writer():
+    """``video_writer(path, frames, fps)``: see :func:`write_video`."""
+    return write_video
+
+
 def write_video(path: Path, frames: int, fps: float, width: int = 96, height: int = 80) -> Path:
     """A short clip of an embedded face that brightens frame by frame (OpenCV, mp4v or MJPG)."""
     import cv2

@@ -81,6 +81,35 @@ def border_points(height: int, width: int, per_side: int = BORDER_POINTS_PER_SID
     return np.concatenate([top, bottom, left, right])
 
 
+def _fill_triangle(mapped: np.ndarray, target: np.ndarray, reference: np.ndarray) -> None:
+    """Write into ``mapped`` (``[H, W, 2]``) the affine map of the pixels inside one target triangle
+    (``[3, 2]``) onto its reference triangle, using barycentric coordinates over its bounding box."""
+    height, width = mapped.shape[:2]
+    x0, y0 = np.maximum(np.ceil(target.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.floor(target.max(0)).astype(int), [width - 1, height - 1])
+    if x1 < x0 or y1 < y0:
+        return
+    edges = np.stack([target[1] - target[0], target[2] - target[0]], 1)  # columns: b - a, c - a
+    det = edges[0, 0] * edges[1, 1] - edges[0, 1] * edges[1, 0]
+    if abs(det) < 1e-12:  # a flat triangle covers no pixel
+        return
+    ys, xs = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
+    dx, dy = xs - target[0, 0], ys - target[0, 1]
+    l1 = (edges[1, 1] * dx - edges[0, 1] * dy) / det
+    l2 = (edges[0, 0] * dy - edges[1, 0] * dx) / det
+    eps = 1e-9
+    inside = (l1 >= -eps) & (l2 >= -eps) & (l1 + l2 <= 1 + eps)
+    if not inside.any():
+        return
+    l1, l2 = l1[inside], l2[inside]
+    source = (
+        reference[0]
+        + l1[:, None] * (reference[1] - reference[0])
+        + l2[:, None] * (reference[2] - reference[0])
+    )
+    mapped[ys[inside], xs[inside]] = source
+
+
 def warp_map(
     reference_landmarks: torch.Tensor | np.ndarray,
     target_landmarks: torch.Tensor | np.ndarray,
@@ -106,21 +135,14 @@ def warp_map(
     reference_all = np.concatenate([reference, _apply(to_reference, anchors)])
     ys, xs = np.mgrid[0:height, 0:width]
     pixels = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
-    mapped = _apply(to_reference, pixels)  # fallback: the global similarity
+    mapped = _apply(to_reference, pixels).reshape(height, width, 2)  # fallback: the similarity
     try:
-        triangulation = Delaunay(target_all)
+        simplices = Delaunay(target_all).simplices
     except (QhullError, ValueError):  # degenerate geometry (e.g. every landmark on one line)
-        triangulation = None
-    if triangulation is not None:
-        simplex = triangulation.find_simplex(pixels)
-        inside = simplex >= 0
-        transform = triangulation.transform[simplex[inside]]  # [n, 3, 2]
-        offset = pixels[inside] - transform[:, 2]
-        bary2 = np.einsum("nij,nj->ni", transform[:, :2], offset)
-        bary = np.concatenate([bary2, 1.0 - bary2.sum(1, keepdims=True)], axis=1)  # [n, 3]
-        corners = reference_all[triangulation.simplices[simplex[inside]]]  # [n, 3, 2]
-        mapped[inside] = np.einsum("nk,nkd->nd", bary, corners)
-    return mapped.reshape(height, width, 2).astype(np.float32)
+        simplices = np.zeros((0, 3), dtype=int)
+    for corners in simplices:
+        _fill_triangle(mapped, target_all[corners], reference_all[corners])
+    return mapped.astype(np.float32)
 
 
 def _hwc(image: torch.Tensor | np.ndarray) -> np.ndarray:
