@@ -25,6 +25,9 @@ app.add_typer(lens_app, name="lens")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 app.add_typer(__import__("privlens.commands.train", fromlist=["app"]).app, name="train")
+__import__("privlens.commands.train", fromlist=["app"]).app.command("gan")(
+    __import__("privlens.commands.train_gan", fromlist=["train_gan"]).train_gan
+)
 app.command("attack")(attack_command)
 app.command("anonymize")(__import__("privlens.commands.anonymize", fromlist=["x"]).anonymize)
 console = Console()

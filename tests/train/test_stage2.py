@@ -1,0 +1,299 @@
+"""Stage II training: losses, gradients, the privacy guard on D, EMA, resume, LPIPS rules, CLI."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from privlens.nets import HeatmapNet
+from privlens.train import losses_stage2 as L
+from privlens.train import stage2
+from privlens.train.checkpoint import save_heatmap_net
+from privlens.train.config import ConfigError, load_config
+from privlens.train.stage2_config import Stage2Config
+
+TINY = Path(__file__).resolve().parents[2] / "configs" / "stage2_tiny.yaml"
+SMALL = [  # 32 px and narrow networks keep the tests within seconds on two cores
+    "data.image_size=32",
+    "model.base_width=8",
+    "model.max_width=32",
+    "model.mapping_hidden=32",
+    "train.batch_size=2",
+    "train.progress=false",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on two shared cores, two threads of these tiny convolutions spin
+    against other processes and run up to 100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def faces_two_domains(tmp_path_factory) -> Path:
+    """16 embedded LFW faces in two domain folders, prepared (dlib landmarks) at 64 px."""
+    from privlens.data.images import save_image
+    from privlens.data.prepare import prepare_faces
+    from privlens.data.samples import lfw_faces
+
+    src = tmp_path_factory.mktemp("s2_src")
+    for i, face in enumerate(lfw_faces()[:16]):
+        save_image(face, src / ("female" if i % 2 else "male") / f"face{i:03d}.png")
+    dst = tmp_path_factory.mktemp("s2_faces")
+    prepare_faces(src, dst, size=64, val_fraction=0.0, progress=False)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def heatmap_file(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("s2_u") / "heatmap_net.safetensors"
+    return save_heatmap_net(HeatmapNet(width=16, depth=2), path)
+
+
+@pytest.fixture(scope="module")
+def stand_in():
+    return L.build_perceptual_loss("alex", substitute="random-backbone")
+
+
+def small_config(data: Path, heatmap: Path, *overrides: str) -> Stage2Config:
+    items = [f"data.root={data}", "stage1.lens=defocus", f"stage1.heatmap_net={heatmap}", *SMALL, *overrides]
+    return load_config(Stage2Config, TINY, items)
+
+
+def build(config: Stage2Config, perceptual=None):
+    """Parts, optimisers and a batch of four faces (two sources, two references)."""
+    from privlens.train.stage2_data import Stage2Faces
+
+    camera, net, _, _ = stage2.build_frozen(config)
+    data = Stage2Faces(config.data.root, config.data.image_size, augment=False)
+    torch.manual_seed(0)
+    nets = stage2.build_networks(config, len(data.domains), (68, 69))
+    ema = {k: __import__("copy").deepcopy(nets[k]).requires_grad_(False) for k in stage2.EMA}
+    parts = stage2.Stage2Parts(camera, net, **nets, ema=ema, perceptual=perceptual)
+    optimizers = stage2.build_optimizers(parts, config)
+    item = lambda i: data.faces[i]  # noqa: E731
+    batch = {
+        "image": torch.stack([item(0)["image"], item(1)["image"]]),
+        "landmarks": torch.stack([item(0)["landmarks"], item(1)["landmarks"]]),
+        "domain": torch.tensor([data.labels[0], data.labels[1]]),
+        "reference": torch.stack([item(2)["image"], item(3)["image"]]),
+        "reference2": torch.stack([item(4)["image"], item(5)["image"]]),
+        "target": torch.tensor([0, 1]),
+    }
+    return parts, optimizers, batch
+
+
+def test_one_iteration_guards_the_source_and_trains_only_what_it_should(
+    faces_two_domains, heatmap_file, stand_in, monkeypatch
+):
+    """D never receives the source; every loss is finite; each sub-step's optimiser gets the
+    gradients of its networks, D none in G steps, the camera and U never any."""
+    config = small_config(
+        faces_two_domains, heatmap_file, "loss.lambda_lpips=1", "loss.lpips_substitute=random-backbone"
+    )
+    parts, optimizers, batch = build(config, stand_in)
+    seen: list[torch.Tensor] = []
+    parts.discriminator.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
+    camera_before = parts.camera.coeffs_um.detach().clone()
+    u_before = {k: v.clone() for k, v in parts.heatmap_net.state_dict().items()}
+    record = []
+    original = stage2._step
+
+    def snapshot():
+        return {
+            name: [None if p.grad is None else p.grad.clone() for p in getattr(parts, name).parameters()]
+            for name in ("generator", "style_encoder", "mapping", "discriminator")
+        }
+
+    def recording(loss, opts, modules, info):
+        before = snapshot()
+        ok = original(loss, opts, modules, info)
+        grads = {
+            name: [p.grad for p in getattr(parts, name).parameters()]
+            for name in ("generator", "style_encoder", "mapping", "discriminator")
+        }
+        frozen = [p.grad for p in [*parts.camera.parameters(), *parts.heatmap_net.parameters()]]
+        record.append((ok, [type(m).__name__ for m in modules], grads, frozen, before))
+        return ok
+
+    monkeypatch.setattr(stage2, "_step", recording)
+    out = stage2.train_iteration(parts, optimizers, batch, 0, config)
+    source, reference = batch["image"], batch["reference"]
+    assert len(seen) == 6  # 2 D steps x (real, fake) + 2 G steps x fake
+    for images in seen:
+        for image in images:
+            assert not any(torch.allclose(image, x, atol=1e-3) for x in source), "D saw a source face"
+    assert sum(torch.equal(images, reference) for images in seen) == 2  # the references are D's reals
+    values = stage2.scalars(out)
+    assert all(torch.isfinite(torch.tensor(v)) for v in values.values()), values
+    assert values["g_ref/lpips_random_backbone"] > 0 and "g_ref/lpips" not in values
+    assert [r[1] for r in record] == [
+        ["Discriminator"],
+        ["Discriminator"],
+        ["Generator", "MappingNetwork", "StyleEncoder"],
+        ["Generator"],
+    ]
+    for ok, modules, grads, frozen, before in record:
+        assert ok and all(g is None for g in frozen)  # camera and U get no gradient
+        for name in ("generator", "style_encoder", "mapping", "discriminator"):
+            cls = {"generator": "Generator", "style_encoder": "StyleEncoder"}.get(name, name)
+            trains = cls in modules or (name == "mapping" and "MappingNetwork" in modules)
+            trains = trains or (name == "discriminator" and "Discriminator" in modules)
+            got = [g for g in grads[name] if g is not None]
+            if trains:
+                assert got and all(torch.isfinite(g).all() for g in got)
+                assert sum(float(g.abs().sum()) for g in got) > 0
+                if name == "generator":  # every layer of G (encoder E included) is reached
+                    assert len(got) == len(grads[name])
+            elif name == "discriminator":  # D is not differentiated in G steps (it only passes gradients)
+                for old, new in zip(before[name], grads[name], strict=True):
+                    assert (old is None and new is None) or torch.equal(old, new)
+    assert not parts.camera.coeffs_um.requires_grad
+    torch.testing.assert_close(parts.camera.coeffs_um, camera_before, rtol=0, atol=0)
+    for key, value in parts.heatmap_net.state_dict().items():
+        torch.testing.assert_close(value, u_before[key], rtol=0, atol=0)
+
+
+def test_each_generator_loss_reaches_the_generator(faces_two_domains, heatmap_file, stand_in):
+    config = small_config(faces_two_domains, heatmap_file)
+    parts, _, batch = build(config)
+    capture, heat = stage2.frozen_views(parts, batch["image"])
+    style = parts.mapping(torch.randn(2, 16), batch["target"])
+    fake = parts.generator(capture, heat, style)
+    _, heat_fake = stage2.frozen_views(parts, fake.detach())
+    mask = L.image_mask(heat, 68, 32)
+    perceptual = stand_in
+    terms = {
+        "adv": L.g_adversarial(parts.discriminator(fake, batch["target"])),
+        "sty": L.style_reconstruction(style, parts.style_encoder(fake, batch["target"])),
+        "ds": L.diversity(fake, parts.generator(capture, heat, -style)),
+        "cyc": L.cycle(
+            capture, parts.generator(fake, heat_fake, parts.style_encoder(capture, batch["domain"]))
+        ),
+        "expr": L.expression(batch["image"], mask, fake, mask),
+        "lpips_random_backbone": perceptual(batch["reference"], fake).mean(),
+    }
+    params = list(parts.generator.parameters())
+    for name, value in terms.items():
+        assert torch.isfinite(value), name
+        grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+        assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0, name
+    assert not any(p.requires_grad for p in perceptual.parameters())
+
+
+def test_a_few_steps_lower_the_generator_losses_and_move_the_ema(faces_two_domains, heatmap_file):
+    config = small_config(faces_two_domains, heatmap_file, "optim.lr=0.002", "optim.ema=0.9")
+    parts, optimizers, batch = build(config)
+    g0 = {k: v.clone() for k, v in parts.generator.state_dict().items()}
+    capture, heat = stage2.frozen_views(parts, batch["image"])
+    style = torch.randn(2, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = parts.generator(capture, heat, style)
+    history = [stage2.scalars(stage2.train_iteration(parts, optimizers, batch, s, config)) for s in range(6)]
+
+    def generator_terms(v):
+        return v["g_latent/cyc"] + v["g_latent/expr"] + v["g_ref/cyc"] + v["g_ref/expr"]
+
+    ratio = generator_terms(history[-1]) / generator_terms(history[0])
+    assert ratio < 0.9, history
+    with torch.no_grad():
+        after = parts.generator(capture, heat, style)
+    assert float((after - before).abs().mean()) > 1e-3
+    raw = parts.generator.state_dict()
+    ema = parts.ema["generator"].state_dict()
+    differs = [k for k in raw if not torch.equal(raw[k], ema[k])]
+    moved = [k for k in ema if not torch.equal(ema[k], g0[k])]
+    assert len(differs) == len(raw) and len(moved) == len(raw)
+    # EMA is the running average: strictly between the start and the raw weights on average
+    key = "to_rgb.2.weight"
+    assert 0 < float((ema[key] - g0[key]).norm()) < float((raw[key] - g0[key]).norm())
+    # the diversity weight decays to 0 over ds_iter
+    assert L.diversity_weight(0, 1.0, 200) == 1.0 and L.diversity_weight(100, 1.0, 200) == 0.5
+    assert L.diversity_weight(500, 1.0, 200) == 0.0
+
+
+def test_resume_equals_uninterrupted(faces_two_domains, heatmap_file, tmp_path):
+    config = small_config(faces_two_domains, heatmap_file, "train.steps=3", "train.checkpoint_every=2")
+    whole = stage2.run_stage2(config, tmp_path / "whole", resume=False)
+    stopped = stage2.run_stage2(config, tmp_path / "split", resume=False, stop_after=2)
+    assert stopped.summary == {"stopped_at": 2}
+    resumed = stage2.run_stage2(config, tmp_path / "split", resume=True)
+    assert resumed.summary["resumed_from"] == 2
+    a = load_file(str(tmp_path / "whole" / "checkpoint.safetensors"))
+    b = load_file(str(tmp_path / "split" / "checkpoint.safetensors"))
+    assert a.keys() == b.keys() and any(k.startswith("model/ema_generator/") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert whole.summary["last_losses"] == resumed.summary["last_losses"]
+    for name in (
+        "generator.safetensors",
+        "lens.safetensors",
+        "heatmap_net.safetensors",
+        "config.yaml",
+        "summary.json",
+    ):
+        assert (tmp_path / "split" / name).is_file(), name
+    assert list((tmp_path / "split" / "tb").iterdir())
+    changed = small_config(faces_two_domains, heatmap_file, "train.steps=6", "optim.lr=0.01")
+    with pytest.raises(ConfigError, match="optim.lr"):
+        stage2.run_stage2(changed, tmp_path / "split", resume=True)
+
+
+def test_lpips_offline_refuses_unless_a_substitute_is_named(monkeypatch, tmp_path, stand_in):
+    import torchvision.models._api as api
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("offline (test)")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("PRIVLENS_LPIPS_BACKBONE", raising=False)
+    with pytest.raises(ConfigError) as error:
+        L.build_perceptual_loss("alex")
+    message = str(error.value)
+    assert "loss.lambda_lpips" in message and "lpips_substitute=random-backbone" in message
+    assert "loss.lpips_weights" in message
+    with pytest.raises(ConfigError, match="not found"):
+        L.build_perceptual_loss("alex", weights=str(tmp_path / "absent.pth"))
+    assert stand_in.name == "lpips_random_backbone"
+    again = L.build_perceptual_loss("alex", substitute="random-backbone")
+    x, y = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(stand_in(x, y), again(x, y))  # seeded: the same stand-in every run
+
+
+def test_cli_trains_and_refuses_bad_input(faces_two_domains, heatmap_file, tmp_path, monkeypatch):
+    from privlens.cli import app
+    from privlens.train import load_generator_bundle
+
+    runner = CliRunner()
+    out = tmp_path / "gan"
+    args = ["train", "gan", "--config", str(TINY), "--data", str(faces_two_domains), "--out", str(out)]
+    extra = ["stage1.lens=defocus", f"stage1.heatmap_net={heatmap_file}", "train.steps=2", *SMALL]
+    result = runner.invoke(app, [*args, *extra])
+    assert result.exit_code == 0, result.output
+    assert "train gan" in result.output
+    bundle = load_generator_bundle(out / "generator.safetensors")
+    assert bundle.domains == ["female", "male"] and bundle.image_size == 32
+    result = runner.invoke(app, [*args[:-2], "--out", str(tmp_path / "none"), *SMALL])
+    assert result.exit_code == 2 and "stage1" in result.output and "Traceback" not in result.output
+    import torchvision.models._api as api
+
+    monkeypatch.setattr(
+        api, "load_state_dict_from_url", lambda *a, **k: (_ for _ in ()).throw(OSError("offline"))
+    )
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("PRIVLENS_LPIPS_BACKBONE", raising=False)
+    result = runner.invoke(
+        app, [*args[:-2], "--out", str(tmp_path / "lp"), *extra, "loss.lambda_lpips=1", "--no-resume"]
+    )
+    assert result.exit_code == 2 and "lpips_substitute" in result.output
