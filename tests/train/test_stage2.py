@@ -297,3 +297,23 @@ def test_cli_trains_and_refuses_bad_input(faces_two_domains, heatmap_file, tmp_p
         app, [*args[:-2], "--out", str(tmp_path / "lp"), *extra, "loss.lambda_lpips=1", "--no-resume"]
     )
     assert result.exit_code == 2 and "lpips_substitute" in result.output
+
+
+@pytest.mark.parametrize("name", ["stage2_tiny.yaml", "stage2_celebahq.yaml", "stage2_ffhq.yaml"])
+def test_configs_load_and_paper_configs_use_the_stargan_v2_settings(name, tmp_path):
+    from privlens.train.config import to_yaml
+
+    config = load_config(Stage2Config, TINY.parent / name)
+    assert (config.optim.lr, config.optim.mapping_lr, tuple(config.optim.betas)) == (1e-4, 1e-6, (0.0, 0.99))
+    assert (config.optim.weight_decay, config.optim.ema) == (1e-4, 0.999)
+    assert config.loss.lambda_sty == config.loss.lambda_ds == 1.0
+    if name == "stage2_tiny.yaml":
+        assert config.loss.lambda_lpips == 0.0  # runs offline
+    else:
+        assert (config.data.image_size, config.train.batch_size, config.model.w_hpf) == (256, 8, 1.0)
+        assert config.loss.lambda_lpips > 0 and config.loss.ds_iter == config.train.steps
+    path = tmp_path / "config.yaml"
+    path.write_text(to_yaml(config))
+    assert load_config(Stage2Config, path) == config
+    with pytest.raises(ConfigError, match="loss.lambda_cyc"):
+        load_config(Stage2Config, TINY.parent / name, ["loss.lambda_cyc=-1"])
