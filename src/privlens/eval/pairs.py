@@ -119,20 +119,18 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def evaluate_pairs(
-    originals: str | Path, deidentified: str | Path, options: EvalOptions | None = None
-) -> PairsReport:
-    """Run the protocol (see module docstring) and return the report."""
-    options = options or EvalOptions()
-    for backend in options.identity:
+def check_backends(identity: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` for an unknown identity backend name."""
+    for backend in identity:
         if backend not in IDENTITY_BACKENDS:
             raise ValueError(f"unknown identity backend {backend!r}; expected {', '.join(IDENTITY_BACKENDS)}")
-    pairs, unmatched = match_pairs(originals, deidentified)
-    # a weights file the user named must exist: say so before any work is done
-    if options.fid:
-        local_weights("FID", options.inception_weights)
-    if options.lpips:
-        local_weights("LPIPS", options.lpips_weights)
+
+
+def make_embedders(
+    options: EvalOptions,
+) -> tuple[dict[str, DlibEmbedder | FacenetEmbedder | None], dict[str, str]]:
+    """One embedder per identity backend of ``options`` (``None`` with a reason if unavailable)."""
+    check_backends(options.identity)
     unavailable: dict[str, str] = {}
     embedders: dict[str, DlibEmbedder | FacenetEmbedder | None] = {}
     for backend in options.identity:
@@ -145,25 +143,75 @@ def evaluate_pairs(
         except MetricUnavailableError as error:
             embedders[backend] = None
             unavailable[DIS_COLUMNS[backend]] = error.reason
+    return embedders, unavailable
 
-    sides: list[tuple[_Side, _Side]] = []
-    per_pair: list[dict] = []
+
+def evaluate_pairs(
+    originals: str | Path, deidentified: str | Path, options: EvalOptions | None = None
+) -> PairsReport:
+    """Run the protocol (see module docstring) and return the report."""
+    options = options or EvalOptions()
+    check_backends(options.identity)
+    pairs, unmatched = match_pairs(originals, deidentified)
+    # a weights file the user named must exist: say so before any work is done
+    if options.fid:
+        local_weights("FID", options.inception_weights)
+    if options.lpips:
+        local_weights("LPIPS", options.lpips_weights)
+    embedders, unavailable = make_embedders(options)
+
+    images: list[tuple[torch.Tensor, torch.Tensor]] = []
+    names: list[str] = []
     unreadable: list[tuple[str, str]] = []
     base = Path(originals) if Path(originals).is_dir() else Path(originals).parent
-    for first, second in tqdm(pairs, desc="faces", unit="pair", disable=not options.progress):
+    for first, second in tqdm(pairs, desc="reading", unit="pair", disable=not options.progress):
         try:
-            a, b = load_image(first), load_image(second)
+            images.append((load_image(first), load_image(second)))
         except ImageFileError as error:
             unreadable.append((f"{first.name} / {second.name}", str(error)))
             continue
+        names.append(first.relative_to(base).with_suffix("").as_posix())
+    report = evaluate_images(
+        [a for a, _ in images], [b for _, b in images], names, options, embedders, unavailable
+    )
+    report.originals, report.deidentified = str(originals), str(deidentified)
+    report.unmatched, report.unreadable = unmatched, unreadable
+    return report
+
+
+def evaluate_images(
+    originals: list[torch.Tensor],
+    deidentified: list[torch.Tensor],
+    names: list[str],
+    options: EvalOptions,
+    embedders: dict[str, DlibEmbedder | FacenetEmbedder | None],
+    unavailable: dict[str, str],
+    analysed: dict[int, _Side] | None = None,
+) -> PairsReport:
+    """The protocol on in-memory pairs (``[3, H, W]`` in [0, 1]); see :func:`evaluate_pairs`.
+
+    ``embedders`` maps each identity backend to its embedder (``None``: unavailable, with the
+    reason in ``unavailable``). ``analysed`` caches the face analysis of originals by ``id()`` of
+    their tensor, so one original paired with several de-identified images is analysed once.
+    """
+    unavailable = dict(unavailable)
+    cache = analysed if analysed is not None else {}
+    sides: list[tuple[_Side, _Side]] = []
+    per_pair: list[dict] = []
+    triples = zip(originals, deidentified, names, strict=True)
+    for a, b, name in tqdm(
+        triples, total=len(names), desc="faces", unit="pair", disable=not options.progress
+    ):
         if b.shape != a.shape:
             b = F.interpolate(b[None], size=a.shape[-2:], mode="bilinear", antialias=True)[0].clamp(0, 1)
-        sides.append((_analyse(a), _analyse(b)))
+        if id(a) not in cache:
+            cache[id(a)] = _analyse(a)
+        sides.append((cache[id(a)], _analyse(b)))
         faces = {
             d: [sides[-1][0].faces[d] is not None, sides[-1][1].faces[d] is not None]
             for d in ("dlib", "mtcnn")
         }
-        per_pair.append({"name": first.relative_to(base).with_suffix("").as_posix(), "faces": faces})
+        per_pair.append({"name": name, "faces": faces})
 
     metrics: list[Metric] = []
     detected = {
@@ -215,17 +263,7 @@ def evaluate_pairs(
         metrics.append(Metric(FD_DLIB, value, min(len(a), len(b)), LOWER))
     if options.lpips:
         metrics.append(_lpips_metric(sides, per_pair, options, unavailable))
-    return PairsReport(
-        str(originals),
-        str(deidentified),
-        len(sides),
-        detected,
-        metrics,
-        unavailable,
-        unmatched,
-        unreadable,
-        per_pair,
-    )
+    return PairsReport("", "", len(sides), detected, metrics, unavailable, [], [], per_pair)
 
 
 def _fid_metric(sides, options: EvalOptions, unavailable: dict[str, str]) -> Metric:
