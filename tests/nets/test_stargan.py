@@ -10,6 +10,16 @@ from privlens.nets import Discriminator, Generator, HeatmapNet, MappingNetwork, 
 SIZE = 64
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on two shared cores, two threads of these small convolutions spin
+    against other processes and can run many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_generator(**kwargs) -> Generator:
     return Generator(SIZE, style_dim=64, base_width=8, max_width=32, **kwargs)
 

@@ -317,3 +317,45 @@ def test_configs_load_and_paper_configs_use_the_stargan_v2_settings(name, tmp_pa
     assert load_config(Stage2Config, path) == config
     with pytest.raises(ConfigError, match="loss.lambda_cyc"):
         load_config(Stage2Config, TINY.parent / name, ["loss.lambda_cyc=-1"])
+
+
+def test_stage1_run_folder_is_resolved_and_heatmap_only_runs_refused(tmp_path, heatmap_file):
+    from privlens.optics.lensfile import save_lens
+    from privlens.optics.presets import make_camera
+
+    run = tmp_path / "optics"
+    run.mkdir()
+    save_lens(make_camera("defocus", 32), run / "lens.safetensors")
+    (run / "heatmap_net.safetensors").write_bytes(heatmap_file.read_bytes())
+    config = load_config(Stage2Config, TINY, [f"stage1.run={run}", *SMALL])
+    lens, net = stage2.resolve_stage1(config)
+    assert (Path(lens), net) == (run / "lens.safetensors", run / "heatmap_net.safetensors")
+    camera, u, _, _ = stage2.build_frozen(config)
+    assert not any(p.requires_grad for p in [*camera.parameters(), *u.parameters()]) and not u.training
+    (run / "lens.safetensors").unlink()  # what a `train heatmap` run looks like
+    with pytest.raises(ConfigError, match="has no lens.safetensors"):
+        stage2.resolve_stage1(config)
+    with pytest.raises(ConfigError, match="stage1"):
+        stage2.resolve_stage1(load_config(Stage2Config, TINY, SMALL))
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_stay_in_sync(faces_two_domains, heatmap_file, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+        *("-m", "privlens.cli", "train", "gan", "--config", str(TINY), "--data", str(faces_two_domains)),
+        *("--out", str(out), "stage1.lens=defocus", f"stage1.heatmap_net={heatmap_file}", "train.steps=2"),
+        *SMALL,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ddp"]["world_size"] == 2
+    assert summary["ddp"]["max_generator_diff"] == 0.0  # different data per rank, same weights

@@ -15,6 +15,16 @@ from privlens.train import GeneratorBundleError, load_generator_bundle, save_gen
 from privlens.train.checkpoint import save_checkpoint, save_heatmap_net
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on two shared cores, two threads of these small convolutions spin
+    against other processes and can run many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _nets(seed: int = 0):
     torch.manual_seed(seed)
     g = Generator(64, base_width=8, max_width=32)
