@@ -12,6 +12,8 @@ from rich.table import Table
 from privlens.commands.attack import attack as attack_command
 from privlens.commands.data import data_app
 from privlens.commands.eval import eval_app
+from privlens.commands.evaluate import evaluate as evaluate_command
+from privlens.commands.evaluate import sweep as sweep_command
 from privlens.optics.presets import DEFAULT_DEFOCUS_UM, DEFAULT_PROTOTYPE_SCALE_UM
 
 app = typer.Typer(
@@ -29,6 +31,8 @@ __import__("privlens.commands.train", fromlist=["app"]).app.command("gan")(
     __import__("privlens.commands.train_gan", fromlist=["train_gan"]).train_gan
 )
 app.command("attack")(attack_command)
+app.command("evaluate")(evaluate_command)
+app.command("sweep")(sweep_command)
 app.command("anonymize")(__import__("privlens.commands.anonymize", fromlist=["x"]).anonymize)
 console = Console()
 err_console = Console(stderr=True)
