@@ -276,6 +276,10 @@ def test_gan_latent_mode_and_gan_errors(stage2_run, references, scenes, tmp_path
     assert faces[0]["domain"] in bundle.domains
     wrong_size = invoke(scenes / "a.jpg", "--run", stage2_run, "--latent", "--size", "32", "--out", out)
     assert wrong_size.exit_code == 2 and "trained at 64 px" in text(wrong_size)
+    ignored = invoke(
+        scenes / "a.jpg", "--run", stage2_run, "--latent", "--reference", references, "--out", out
+    )
+    assert ignored.exit_code == 0 and "not used with --latent" in text(ignored)
     wrong_domain = invoke(scenes / "a.jpg", "--run", stage2_run, "--latent", "--domain", "cat", "--out", out)
     assert wrong_domain.exit_code == 2 and "unknown domain" in text(wrong_domain)
     # a Stage II run with --generator warp uses the warp backend on the same lens and U

@@ -145,6 +145,8 @@ class AnonymizeJob:
             raise AnonymizeError("--latent needs a GAN generator (the mapping network); warp has none")
         if domain is not None and not gan:
             raise AnonymizeError("--domain needs a GAN generator; the warp backend has no domains")
+        if reference is not None and latent:
+            self.log("--reference is not used with --latent (styles come from random latents)")
         if reference is None and not latent:
             raise AnonymizeError("give --reference (an image or a folder of faces), or --latent with a GAN")
         self.bundle = load_generator(models.generator, self.device) if gan else None
