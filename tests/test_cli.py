@@ -108,15 +108,6 @@ def test_lens_import_wavefront_and_bad_files(tmp_path):
     assert no_cal.exit_code == 2 and "calibration" in no_cal.output
 
 
-def test_demo_small(tmp_path):
-    result = invoke("demo", "--out", tmp_path / "demo", "--size", "64", "--no-attacks")
-    assert result.exit_code == 0, result.output
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert set(summary["psnr_db"]) == {"open", "defocus", "lowres", "prototype"}
-    assert summary["psnr_db"]["open"] > summary["psnr_db"]["prototype"]
-    assert (tmp_path / "demo" / "comparison.png").is_file()
-
-
 def test_attack_command_on_a_folder(tmp_path):
     from privlens.attacks.job import embedded_faces
     from privlens.data.images import save_image

@@ -250,25 +250,42 @@ def lens_import(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Output folder."),
-    size: int = typer.Option(256, help="Image size of the astronaut captures."),
-    attacks: bool = typer.Option(True, help="Also run the attack suite on the embedded LFW faces."),
+    fast: bool = typer.Option(False, help="A reduced version (seconds of training; for CI)."),
+    gan_run: Path | None = typer.Option(None, help="A Stage II run folder: anonymise with its generator."),
 ) -> None:
-    """Run the main job on embedded data: captures through every preset lens, then the attacks."""
+    """The whole pipeline on embedded data: Stage I, captures, attacks, anonymisation, evaluation, report."""
     from privlens.demo import run_demo
     from privlens.report.tables import to_markdown
 
-    result = run_demo(out, size, attacks, progress=lambda m: err_console.print(f"[dim]{m}[/]"))
+    result = run_demo(out, fast, gan_run, progress=lambda m: err_console.print(f"[dim]{m}[/]"))
     table = Table(title="captures of the astronaut (PSNR against the scene)")
     table.add_column("lens")
     table.add_column("PSNR (dB)", justify="right")
     for lens, value in result.psnr_db.items():
         table.add_row(lens, f"{value:.2f}")
     console.print(table)
-    console.print(f"comparison figure: {result.comparison}")
     if result.attacks is not None:
-        console.print("\nattacks on the embedded LFW faces (64 px; identity distance < 0.6 = re-identified):")
+        console.print("attacks on the embedded LFW faces (identity distance < 0.6 = re-identified):")
         console.print(to_markdown(result.attacks.rows), soft_wrap=True)
-        console.print(f"attack tables and figures: {out / 'attacks'}")
+    console.print(f"anonymisation backend: {result.backend} ({result.backend_reason})", soft_wrap=True)
+    console.print("evaluation protocol:")
+    console.print(to_markdown(result.evaluation_rows), soft_wrap=True)
+    console.print(f"seconds per step: {result.seconds}")
+    console.print(f"report: {result.report}")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A demo output folder (or one laid out like it)."),
+) -> None:
+    """Render RUN_DIR/report.html: one self-contained page (figures embedded, no external URL)."""
+    from privlens.report.demo_report import write_demo_report
+
+    try:
+        path = write_demo_report(run_dir)
+    except FileNotFoundError as error:
+        fail(str(error))
+    console.print(f"report: {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

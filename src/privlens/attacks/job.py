@@ -101,7 +101,7 @@ def lens_figure(result: LensAttackResult, originals: torch.Tensor, path: Path, e
 
 
 def run_attack_job(
-    lenses: list[str],
+    lenses: list[str] | dict[str, str],
     out_dir: str | Path,
     faces: torch.Tensor,
     evaluation_count: int,
@@ -109,15 +109,19 @@ def run_attack_job(
     identity: IdentityDistance | None,
     progress: Callable[[str], None] | None = None,
 ) -> AttackReport:
-    """Attack every lens; write ``attacks.{md,csv,json}`` and ``attack_<lens>.png`` to ``out_dir``."""
+    """Attack every lens; write ``attacks.{md,csv,json}`` and ``attack_<lens>.png`` to ``out_dir``.
+
+    ``lenses``: preset names or lens files, or a mapping display name -> lens.
+    """
     out_dir = Path(out_dir)
     attacker, evaluation = split_faces(faces, evaluation_count)
     size = faces.shape[-1]
     rows, figures = [], []
     choices = {}
-    for lens in lenses:
+    if not isinstance(lenses, dict):
+        lenses = {(lens if lens in DEFAULT_LENSES else Path(lens).stem): lens for lens in lenses}
+    for name, lens in lenses.items():
         camera = make_camera(lens, size)
-        name = Path(lens).stem if lens not in DEFAULT_LENSES else lens
         result = attack_lens(name, camera, attacker, evaluation, settings, identity, progress)
         rows.extend(result_rows(result))
         choices[name] = {

@@ -32,6 +32,7 @@ def evaluate(
     identity: str = typer.Option("dlib,facenet-vggface2,facenet-casia", help="Identity backends."),
     fid: bool = typer.Option(True, help="FID (needs Inception weights; else listed unavailable)."),
     lpips: bool = typer.Option(False, help="LPIPS between source and output (needs backbone weights)."),
+    analysis_px: int = typer.Option(160, help="Upsample smaller images to this size for face analysis."),
 ) -> None:
     """The paper's protocol: each source face de-identified with several references, averaged."""
     from privlens.anonymize.pipeline import AnonymizeError

@@ -23,7 +23,13 @@ from typing import Any
 import torch
 import yaml
 
-from privlens.anonymize.models import load_camera, load_generator, load_heatmap, resolve_models
+from privlens.anonymize.models import (
+    GENERATOR_FILE,
+    load_camera,
+    load_generator,
+    load_heatmap,
+    resolve_models,
+)
 from privlens.anonymize.pipeline import Anonymizer, GanBackend, WarpBackend
 from privlens.anonymize.references import Reference, Slot, load_references
 from privlens.data.images import ImageFileError, iter_images, list_images
@@ -134,7 +140,8 @@ def pipeline_method(
     name: str, run: Path, size: int, references: list[Reference], force_warp: bool, batch_size: int = 8
 ) -> Method:
     """A run's camera -> U -> (generator or warp) as a :class:`Method`."""
-    paths = resolve_models(run, None, None, "warp" if force_warp else None)
+    warp = force_warp or not (Path(run) / GENERATOR_FILE).is_file()
+    paths = resolve_models(run, None, None, "warp" if warp else None)
     camera = load_camera(paths.lens, size)
     heatmap_net = load_heatmap(paths.heatmap)
     if paths.generator is None:
@@ -184,7 +191,7 @@ def run_evaluation(
     methods: list[Method] = []
     for index, run in enumerate(runs):
         methods.append(pipeline_method(run.name, run, size, references, force_warp=False))
-        has_generator = (run / "generator.safetensors").is_file()
+        has_generator = (run / GENERATOR_FILE).is_file()
         if index == 0 and warp_row and has_generator:
             methods.append(pipeline_method(f"{run.name}+warp", run, size, references, force_warp=True))
     if baselines:

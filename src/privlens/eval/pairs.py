@@ -55,6 +55,9 @@ class EvalOptions:
     lpips: bool = True
     batch_size: int = 16
     progress: bool = True
+    analysis_px: int = 0
+    """Upsample (bicubic) images smaller than this before face analysis (dlib's HOG detector needs
+    faces of about 80 px); landmark and box errors are reported in the images' own pixels."""
 
 
 @dataclass
@@ -107,12 +110,17 @@ class _Side:
     image: torch.Tensor
     faces: dict[str, Face | None]
     geometry: dict[str, FaceGeometry | None]
+    pixel: float = 1.0  # size of an analysed pixel in the image's own pixels
 
 
-def _analyse(image: torch.Tensor) -> _Side:
+def _analyse(image: torch.Tensor, analysis_px: int = 0) -> _Side:
+    side = image.shape[-1]
+    if side < analysis_px:
+        image = F.interpolate(image[None], size=(analysis_px,) * 2, mode="bicubic", align_corners=False)
+        image = image[0].clamp(0, 1)
     faces = {d: best_face(image, d) for d in ("dlib", "mtcnn")}
     geometry = {d: None if f is None else geometry_of(image, f) for d, f in faces.items()}
-    return _Side(image, faces, geometry)
+    return _Side(image, faces, geometry, side / image.shape[-1])
 
 
 def _mean(values: list[float]) -> float | None:
@@ -205,8 +213,8 @@ def evaluate_images(
         if b.shape != a.shape:
             b = F.interpolate(b[None], size=a.shape[-2:], mode="bilinear", antialias=True)[0].clamp(0, 1)
         if id(a) not in cache:
-            cache[id(a)] = _analyse(a)
-        sides.append((cache[id(a)], _analyse(b)))
+            cache[id(a)] = _analyse(a, options.analysis_px)
+        sides.append((cache[id(a)], _analyse(b, options.analysis_px)))
         faces = {
             d: [sides[-1][0].faces[d] is not None, sides[-1][1].faces[d] is not None]
             for d in ("dlib", "mtcnn")
@@ -241,10 +249,11 @@ def evaluate_images(
     for detector, label in (("dlib", "dlib"), ("mtcnn", "MTCNN")):
         landmarks, boxes = [], []
         for record, (x, y) in zip(per_pair, sides, strict=True):
+            pixel = x.pixel
             x, y = x.geometry[detector], y.geometry[detector]
             if x is not None and y is not None:
-                record[f"LM {label}"] = landmark_error(x.points, y.points)
-                record[f"Box {label}"] = box_error(x.box, y.box)
+                record[f"LM {label}"] = landmark_error(x.points, y.points) * pixel
+                record[f"Box {label}"] = box_error(x.box, y.box) * pixel
                 landmarks.append(record[f"LM {label}"])
                 boxes.append(record[f"Box {label}"])
         metrics.append(Metric(f"LM {label}", _mean(landmarks), len(landmarks), LOWER, "px"))

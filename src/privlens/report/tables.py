@@ -16,6 +16,8 @@ Row = dict[str, Any]
 
 
 def _cell(value: Any, digits: int) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)

@@ -1,0 +1,106 @@
+"""`privlens demo --fast` end to end, the report it writes, and a look in a real browser."""
+
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from privlens.cli import app
+
+
+class Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.external = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        for key in ("href", "src"):
+            value = attrs.get(key)
+            if value and not value.startswith("data:"):
+                self.external.append(value)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(app, ["demo", "--fast", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "report:" in result.output
+    return out
+
+
+def test_demo_runs_every_step(demo_dir):
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    assert set(summary["psnr_db"]) == {"open", "defocus", "lowres", "prototype", "learned"}
+    assert summary["backend"] == "warp" and "generator" in summary["backend_reason"]
+    for run in ("stage1-heatmap", "stage1-optics", "stage1-lowres"):
+        assert (demo_dir / run / "heatmap_net.safetensors").is_file()
+    assert (demo_dir / "stage1-optics" / "lens.safetensors").is_file()
+    attacks = json.loads((demo_dir / "attacks" / "attacks.json").read_text())
+    assert {row["lens"] for row in attacks["rows"]} == {"open", "defocus", "lowres", "prototype", "learned"}
+    evaluation = json.loads((demo_dir / "evaluation" / "evaluation.json").read_text())
+    methods = [row["method"] for row in evaluation["rows"]]
+    assert methods == ["stage1-optics", "stage1-lowres", "blur", "pixelate"]
+    assert (demo_dir / "anonymized.png").is_file()
+
+
+def test_report_is_self_contained(demo_dir):
+    text = (demo_dir / "report.html").read_text()
+    parser = Collector()
+    parser.feed(text)
+    figures = [
+        demo_dir / "comparison.png",
+        demo_dir / "anonymized.png",
+        *demo_dir.glob("psf/*.png"),
+        *demo_dir.glob("attacks/attack_*.png"),
+    ]
+    assert len(parser.images) == len(figures)  # every figure, embedded
+    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
+    assert parser.external == [] and "http://" not in text and "https://" not in text
+    assert "mechanics of the method" in text
+
+
+def test_report_command_rerenders_and_refuses_missing_folders(demo_dir, tmp_path):
+    (demo_dir / "report.html").unlink()
+    result = CliRunner().invoke(app, ["report", str(demo_dir)])
+    assert result.exit_code == 0 and (demo_dir / "report.html").is_file()
+    missing = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
+    assert missing.exit_code == 2
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian package chromium)")
+def test_report_renders_in_headless_chromium(demo_dir, tmp_path):
+    shot = demo_dir / "report_screenshot.png"
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,2400",
+        f"--screenshot={shot}",
+        (demo_dir / "report.html").as_uri(),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        assert image.size == (1200, 2400)
+        colours = image.convert("RGB").resize((60, 120)).getcolors(60 * 120)
+    assert colours is not None and len(colours) > 50  # text and figures, not a blank page
