@@ -6,14 +6,17 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from privlens.commands.anonymize import anonymize as anonymize_command
 from privlens.commands.attack import attack as attack_command
+from privlens.commands.common import console, err_console, fail
 from privlens.commands.data import data_app
 from privlens.commands.eval import eval_app
 from privlens.commands.evaluate import evaluate as evaluate_command
 from privlens.commands.evaluate import sweep as sweep_command
+from privlens.commands.train import app as train_app
+from privlens.commands.train_gan import train_gan
 from privlens.optics.presets import DEFAULT_DEFOCUS_UM, DEFAULT_PROTOTYPE_SCALE_UM
 
 app = typer.Typer(
@@ -26,16 +29,13 @@ lens_app = typer.Typer(help="Lens files and the deformable-mirror bridge.", no_a
 app.add_typer(lens_app, name="lens")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
-app.add_typer(__import__("privlens.commands.train", fromlist=["app"]).app, name="train")
-__import__("privlens.commands.train", fromlist=["app"]).app.command("gan")(
-    __import__("privlens.commands.train_gan", fromlist=["train_gan"]).train_gan
-)
+app.add_typer(train_app, name="train")
+train_app.command("gan")(train_gan)
 app.command("attack")(attack_command)
+app.command("anonymize")(anonymize_command)
 app.command("evaluate")(evaluate_command)
 app.command("sweep")(sweep_command)
-app.command("anonymize")(__import__("privlens.commands.anonymize", fromlist=["x"]).anonymize)
-console = Console()
-err_console = Console(stderr=True)
+__all__ = ["app", "console", "err_console", "fail"]
 
 
 class ConvolutionChoice(str, Enum):
@@ -55,12 +55,6 @@ class IndexConvention(str, Enum):
 
 
 LENS_HELP = "open, defocus, lowres, prototype, or a lens file (.safetensors)."
-
-
-def fail(message: str) -> None:
-    """Print an error and exit with status 2 (no traceback for a user's mistake)."""
-    err_console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
 
 
 def build_camera(

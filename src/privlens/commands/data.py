@@ -25,7 +25,7 @@ def prepare(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Detect, align (FFHQ-style, eyes level), crop and resize every face; resumable."""
-    from privlens.cli import fail
+    from privlens.commands.common import fail
     from privlens.data.images import ImageFileError
     from privlens.data.prepare import prepare_faces
 

@@ -39,7 +39,7 @@ def pairs(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Match files by name, compute every available metric, print the table (paper Tables 2-3)."""
-    from privlens.cli import fail
+    from privlens.commands.common import fail
     from privlens.data.images import ImageFileError
     from privlens.eval.pairs import TABLE_FORMATS, EvalOptions, evaluate_pairs, render_report
     from privlens.eval.weights import WeightsFileError
