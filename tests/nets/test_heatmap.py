@@ -8,6 +8,15 @@ import torch
 from privlens.nets import HeatmapNet, add_coords
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one thread is as fast, and cannot stall when another process holds a core."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def test_add_coords_channels():
     out = add_coords(torch.zeros(2, 1, 5, 7))
     assert out.shape == (2, 4, 5, 7)

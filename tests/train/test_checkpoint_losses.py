@@ -18,6 +18,15 @@ from privlens.train.checkpoint import (
 from privlens.train.losses import distortion, heatmap_targets, psf_distance, stage1_loss
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one thread is as fast, and cannot stall when another process holds a core."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _step(net, camera, optimizers, x):
     y = camera(x).image
     loss = net(y).square().mean() - (x - y).square().mean()

@@ -96,6 +96,19 @@ def test_missing_data_folder_names_data_root(tmp_path):
         check_data_root(load_config(Stage1Config, None, [f"data.root={tmp_path}"]))
 
 
+def test_a_data_folder_without_a_validation_split_is_refused(faces64, tmp_path):
+    from privlens.train.stage1 import run_stage1
+
+    (tmp_path / "landmarks.csv").write_text(
+        "\n".join(
+            line for line in (faces64 / "landmarks.csv").read_text().splitlines() if ",val," not in line
+        )
+    )
+    config = load_config(Stage1Config, CONFIGS / "stage1_tiny.yaml", [f"data.root={tmp_path}"])
+    with pytest.raises(ConfigError, match="data.root: .*no faces in the 'val' split"):
+        run_stage1("optics", config, tmp_path / "run")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

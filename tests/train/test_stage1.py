@@ -31,7 +31,7 @@ def test_heatmap_pretraining_lowers_heldout_loss_and_nme(pretrained_run):
     assert net.arch["width"] == 32 and net.arch["depth"] == 4
 
 
-def test_optics_run_from_cli(faces64, pretrained_run, tiny_path, tmp_path):
+def test_optics_run_from_cli(one_thread, faces64, pretrained_run, tiny_path, tmp_path):
     """The paper's Stage I from the pretrained U: distortion rises, the held-out heatmap loss
     falls below its start, beta moves (frozen terms stay), gradients stay finite."""
     out = tmp_path / "optics"
@@ -93,7 +93,7 @@ def test_optics_run_from_cli(faces64, pretrained_run, tiny_path, tmp_path):
     assert list(shot.rglob("*.png"))
 
 
-def test_lowres_baseline_trains_only_u(faces64, pretrained_run, tiny_config, tmp_path):
+def test_lowres_baseline_trains_only_u(one_thread, faces64, pretrained_run, tiny_config, tmp_path):
     config = tiny_config(
         faces64, "train.steps=8", "train.val_every=8", f"net.pretrained={pretrained_run.files['net']}"
     )
@@ -109,7 +109,7 @@ def test_lowres_baseline_trains_only_u(faces64, pretrained_run, tiny_config, tmp
     assert any(not torch.equal(net_before[k], net_after[k]) for k in net_before)
 
 
-def test_resume_after_interruption_equals_uninterrupted(faces64, tiny_config, tmp_path):
+def test_resume_after_interruption_equals_uninterrupted(one_thread, faces64, tiny_config, tmp_path):
     overrides = (
         "train.steps=6",
         "train.checkpoint_every=2",
@@ -134,7 +134,7 @@ def test_resume_after_interruption_equals_uninterrupted(faces64, tiny_config, tm
     assert whole.summary["beta_end_um"] == resumed.summary["beta_end_um"]
 
 
-def test_mirror_limit_and_resume_refusing_a_changed_config(faces64, tiny_config, tmp_path):
+def test_mirror_limit_and_resume_refusing_a_changed_config(one_thread, faces64, tiny_config, tmp_path):
     from privlens.train.config import ConfigError
 
     config = tiny_config(faces64, "train.steps=2", "net.width=16", "camera.mirror_limit_um=0.03")

@@ -25,6 +25,8 @@ def _fail(message: str) -> None:
 def _train(
     mode: str, data: Path | None, config: Path | None, out: Path | None, resume: bool, overrides: list[str]
 ):
+    from privlens.data.images import ImageFileError
+    from privlens.optics.lensfile import LensFileError
     from privlens.train.checkpoint import CheckpointError
     from privlens.train.config import ConfigError, load_config
     from privlens.train.stage1 import run_stage1
@@ -36,7 +38,7 @@ def _train(
     try:
         settings = load_config(Stage1Config, config, items)
         result = run_stage1(mode, settings, out or Path(f"runs/stage1-{mode}"), resume=resume)  # type: ignore[arg-type]
-    except (ConfigError, CheckpointError) as error:
+    except (ConfigError, CheckpointError, ImageFileError, LensFileError) as error:
         _fail(str(error))
     summary = result.summary
     if not summary:  # not the main process

@@ -323,10 +323,13 @@ def _run(
     size = config.data.image_size
     torch.manual_seed(mix_seed(t.seed, 0x5EED))  # identical initial weights on every rank
 
-    train_set = LandmarkFaces(
-        root, "train", size, augment=True, crop_p=config.data.crop_p, flip_p=config.data.flip_p
-    )
-    val_set = LandmarkFaces(root, "val", size, augment=False, limit=config.data.val_limit)
+    try:
+        train_set = LandmarkFaces(
+            root, "train", size, augment=True, crop_p=config.data.crop_p, flip_p=config.data.flip_p
+        )
+        val_set = LandmarkFaces(root, "val", size, augment=False, limit=config.data.val_limit)
+    except (OSError, ValueError) as error:  # empty split, unreadable landmarks.csv
+        raise ConfigError(f"data.root: {error}") from error
 
     camera = build_camera(mode, config)
     net = build_net(config)
