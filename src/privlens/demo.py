@@ -56,7 +56,7 @@ class DemoScale:
     faces: int
 
 
-FULL = DemoScale(60, 40, 20, 12, 120, (1, 5, 20, 50), 8, 3, 100)
+FULL = DemoScale(600, 200, 100, 12, 120, (1, 5, 20, 50), 8, 3, 100)
 FAST = DemoScale(4, 3, 2, 4, 5, (1, 3), 3, 2, 40)
 
 

@@ -50,6 +50,12 @@ def _key_points(summary: dict, attacks: list[dict], evaluation: list[dict]) -> l
                 f"lens {lens}: the strongest attack ({worst['attack']}) re-identifies "
                 f"{100 * worst['reidentified']:.0f}% of faces (dlib distance < 0.6)."
             )
+    for mode, run in summary.get("stage1", {}).items():
+        nme = _number((run.get("val_end") or {}).get("nme")) if isinstance(run, dict) else None
+        if nme is not None:
+            points.append(
+                f"Stage I {mode}: U's held-out landmark NME {100 * nme:.1f}% after {run.get('steps')} steps."
+            )
     if summary.get("backend"):
         points.append(
             f"new faces painted by the {summary['backend']} backend: {summary.get('backend_reason', '')}"
