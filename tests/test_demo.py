@@ -104,3 +104,73 @@ def test_report_renders_in_headless_chromium(demo_dir, tmp_path):
         assert image.size == (1200, 2400)
         colours = image.convert("RGB").resize((60, 120)).getcolors(60 * 120)
     assert colours is not None and len(colours) > 50  # text and figures, not a blank page
+
+
+def test_evaluate_command_on_the_demo_runs(demo_dir, tmp_path):
+    out = tmp_path / "evaluation"
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--run",
+            str(demo_dir / "stage1-optics"),
+            "--data",
+            str(demo_dir / "data"),
+            "--out",
+            str(out),
+            "--references-per-source",
+            "2",
+            "--max-sources",
+            "2",
+            "--identity",
+            "dlib",
+            "--no-fid",
+            "--no-baselines",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "evaluation.json").read_text())
+    assert [row["method"] for row in payload["rows"]] == ["stage1-optics"]
+    assert payload["rows"][0]["pairs"] == 4  # 2 sources x 2 references
+    plan = payload["protocol"]["reference_plan"]
+    assert all(len(set(refs)) == 2 for refs in plan.values())
+    assert "Tables 1-3 could not be retrieved" in (out / "published.md").read_text()
+    missing = CliRunner().invoke(
+        app, ["evaluate", "--run", str(tmp_path / "nope"), "--data", str(demo_dir), "--out", str(out)]
+    )
+    assert missing.exit_code == 2 and "run folder not found" in missing.output
+
+
+def test_sweep_command(demo_dir, tmp_path):
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(
+        app,
+        [
+            "sweep",
+            "--data",
+            str(demo_dir / "data"),
+            "--out",
+            str(out),
+            "--defocus",
+            "0.1,1.0",
+            "--lens",
+            str(demo_dir / "stage1-optics"),
+            "--heatmap",
+            str(demo_dir / "stage1-heatmap" / "heatmap_net.safetensors"),
+            "--evaluation-count",
+            "3",
+            "--attacker-count",
+            "6",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "sweep.json").read_text())["rows"]
+    assert [row["lens"] for row in rows] == ["defocus 0.1 um", "defocus 1 um", "stage1-optics"]
+    assert any(row["pareto"] for row in rows)
+    assert (out / "sweep.png").is_file() and (out / "sweep.csv").is_file()
+    empty = CliRunner().invoke(app, ["sweep", "--data", str(demo_dir / "data"), "--out", str(out)])
+    assert empty.exit_code == 2 and "nothing to sweep" in empty.output
+    no_u = CliRunner().invoke(
+        app, ["sweep", "--data", str(demo_dir / "data"), "--out", str(out), "--defocus", "0.5"]
+    )
+    assert no_u.exit_code == 2 and "--heatmap" in no_u.output
