@@ -8,7 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="Stage I training: heatmap network U and the learned lens.", no_args_is_help=True)
+app = typer.Typer(
+    help="Training: Stage I (heatmap, optics, lowres) and Stage II (gan).", no_args_is_help=True
+)
 console = Console()
 err_console = Console(stderr=True)
 
