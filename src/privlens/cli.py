@@ -54,7 +54,7 @@ class IndexConvention(str, Enum):
     thorlabs = "thorlabs"
 
 
-LENS_HELP = "open, defocus, lowres, prototype, or a lens file (.safetensors)."
+LENS_HELP = "open, defocus, lowres, prototype, a lens file (.safetensors) or a run folder."
 
 
 def build_camera(

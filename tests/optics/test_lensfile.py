@@ -81,3 +81,11 @@ def test_load_into_compatible_camera(tmp_path):
     camera = Camera(CameraConfig(image_size=128))
     load_lens_into(camera, path)
     assert torch.allclose(camera.coeffs_um.detach(), prototype_coefficients())
+
+
+def test_a_run_folder_names_its_lens(tmp_path):
+    save_lens(Camera(CameraConfig(image_size=32), prototype_coefficients()), tmp_path / "lens.safetensors")
+    camera = make_camera(tmp_path, 32)
+    assert torch.allclose(camera.coeffs_um.detach(), prototype_coefficients())
+    with pytest.raises(LensFileError, match="not found"):
+        make_camera(tmp_path / "missing.safetensors", 32)

@@ -71,7 +71,7 @@ def make_camera(
     prototype_scale_um: float = DEFAULT_PROTOTYPE_SCALE_UM,
     **settings: Any,
 ) -> Camera:
-    """A camera for a preset name or a lens file, for ``image_size`` x ``image_size`` images.
+    """A camera for a preset name, a lens file or a run folder holding ``lens.safetensors``.
 
     ``settings`` override :class:`CameraConfig` fields (e.g. ``convolution="circular"``,
     ``noise_sigma=0.01``). A lens file keeps its own physical settings; only ``image_size`` and
@@ -90,6 +90,8 @@ def make_camera(
             coeffs = torch.zeros(config.num_terms)
         return Camera(config, coeffs)
     path = Path(lens)
+    if path.is_dir() and (path / "lens.safetensors").is_file():  # a Stage I/II run folder
+        path = path / "lens.safetensors"
     if not path.suffix and not path.exists():
         raise ValueError(
             f"unknown lens {str(lens)!r}: use one of {', '.join(LENS_PRESETS)} or a lens file path"
