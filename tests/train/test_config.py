@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from privlens.cli import app
 from privlens.train.config import ConfigError, load_config, parse_overrides, to_yaml
-from privlens.train.stage1 import check_data_root
+from privlens.train.runs import check_data_root
 from privlens.train.stage1_config import Stage1Config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

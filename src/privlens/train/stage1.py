@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -53,6 +52,7 @@ from privlens.train.distributed import (
 )
 from privlens.train.losses import Stage1Loss, heatmap_targets, stage1_loss
 from privlens.train.metrics import landmark_nme
+from privlens.train.runs import RunResult, check_data_root
 from privlens.train.stage1_config import Stage1Config
 
 Mode = Literal["heatmap", "optics", "lowres"]
@@ -150,30 +150,6 @@ def train_step(
         if learn_optics and camera is not None and config.camera.mirror_limit_um is not None:
             camera.project_(config.camera.mirror_limit_um)
     return StepOutput(losses, capture, psf, predictions, target, finite)
-
-
-@dataclass
-class Stage1Result:
-    """What a run produced: the run folder, its summary (also in ``summary.json``) and files."""
-
-    run_dir: Path
-    summary: dict[str, Any]
-    files: dict[str, Path] = field(default_factory=dict)
-
-
-def check_data_root(config: Stage1Config) -> Path:
-    """The prepared data folder, or a :class:`ConfigError` naming ``data.root``."""
-    if config.data.root is None:
-        raise ConfigError("data.root: no data folder given (use --data DIR or data.root=DIR)")
-    root = Path(config.data.root)
-    if not root.is_dir():
-        raise ConfigError(f"data.root: data folder not found: {root}")
-    if not (root / "landmarks.csv").is_file():
-        raise ConfigError(
-            f"data.root: {root} has no landmarks.csv; prepare the faces first with "
-            f"`privlens data prepare SRC {root}`"
-        )
-    return root
 
 
 def build_camera(mode: Mode, config: Stage1Config) -> Camera | None:
@@ -293,7 +269,7 @@ def _grad_norm(parameters) -> float:
 
 def run_stage1(
     mode: Mode, config: Stage1Config, run_dir: str | Path, resume: bool = True, stop_after: int | None = None
-) -> Stage1Result:
+) -> RunResult:
     """Train (or resume) a Stage I run in ``run_dir``; see the README for the folder's contents.
 
     ``stop_after``: end the process's loop after this many steps of this call, as a kill would
@@ -317,7 +293,7 @@ def _run(
     info: DistInfo,
     resume: bool,
     stop_after: int | None,
-) -> Stage1Result:
+) -> RunResult:
     device = info.device
     t = config.train
     size = config.data.image_size
@@ -455,7 +431,7 @@ def _run(
                 progress.close()
             if writer is not None:
                 writer.close()
-            return Stage1Result(run_dir, {"stopped_at": current})
+            return RunResult(run_dir, {"stopped_at": current})
     elapsed = time.perf_counter() - began
     if progress is not None:
         progress.close()
@@ -507,7 +483,7 @@ def _run(
         )
         writer.close()
     barrier(info)
-    return Stage1Result(run_dir, summary, files)
+    return RunResult(run_dir, summary, files)
 
 
 def _append_metrics(path: Path, entry: dict[str, Any]) -> None:

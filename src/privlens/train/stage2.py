@@ -30,7 +30,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from privlens.train.distributed import (
     max_difference_across_ranks,
     shutdown,
 )
+from privlens.train.runs import RunResult, check_data_root
 from privlens.train.stage2_bundle import GENERATOR_FILE, save_generator_bundle
 from privlens.train.stage2_config import Stage2Config
 from privlens.train.stage2_data import Stage2Faces, Stage2Sampler
@@ -403,30 +404,11 @@ def scalars(out: IterationOutput) -> dict[str, float]:
 
 
 # -- the run -------------------------------------------------------------------------------------
-@dataclass
-class Stage2Result:
-    run_dir: Path
-    summary: dict[str, Any]
-    files: dict[str, Path] = field(default_factory=dict)
-
-
-def check_data_root(config: Stage2Config) -> Path:
-    if config.data.root is None:
-        raise ConfigError("data.root: no data folder given (use --data DIR or data.root=DIR)")
-    root = Path(config.data.root)
-    if not root.is_dir():
-        raise ConfigError(f"data.root: data folder not found: {root}")
-    if not (root / "landmarks.csv").is_file():
-        raise ConfigError(
-            f"data.root: {root} has no landmarks.csv; prepare the faces first with "
-            f"`privlens data prepare SRC {root}`"
-        )
-    return root
 
 
 def run_stage2(
     config: Stage2Config, run_dir: str | Path, resume: bool = True, stop_after: int | None = None
-) -> Stage2Result:
+) -> RunResult:
     """Train (or resume) a Stage II run in ``run_dir`` (files: see the README, section Stage II).
 
     ``stop_after``: leave after this many steps of this call, as a kill would (for resume tests).
@@ -465,7 +447,7 @@ def _check_resumable(saved: dict[str, Any], current: dict[str, Any]) -> None:
 
 def _run(
     config: Stage2Config, run_dir: Path, root: Path, info: DistInfo, resume: bool, stop_after: int | None
-) -> Stage2Result:
+) -> RunResult:
     device, t = info.device, config.train
     camera, heatmap_net, lens_source, net_source = build_frozen(config)
     dataset = Stage2Faces(
@@ -584,7 +566,7 @@ def _run(
                 progress.close()
             if writer is not None:
                 writer.close()
-            return Stage2Result(run_dir, {"stopped_at": current})
+            return RunResult(run_dir, {"stopped_at": current})
     elapsed = time.perf_counter() - began
     if progress is not None:
         progress.close()
@@ -641,7 +623,7 @@ def _run(
         )
         writer.close()
     barrier(info)
-    return Stage2Result(run_dir, summary, files)
+    return RunResult(run_dir, summary, files)
 
 
 def _sample_grid(out: IterationOutput, batch: dict[str, torch.Tensor], count: int = 4) -> torch.Tensor:
