@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 import torch
+from timing import best_time
 
 from privlens.anonymize.pipeline import heatmap_landmarks
 from privlens.anonymize.warp import warp_reference
@@ -30,20 +30,6 @@ from privlens.nets import Generator, HeatmapNet, StyleEncoder
 from privlens.optics import make_camera
 
 VARIANTS = ("fp32", "channels_last", "bf16", "channels_last+bf16", "compile")
-
-
-def best_time(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up (and compilation)
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def pipeline(size: int, device: torch.device, variant: str):

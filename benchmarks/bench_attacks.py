@@ -9,27 +9,16 @@ sharing FFTs (the attacker's search), and Richardson–Lucy at 10 and 50 iterati
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 
 import torch
+from timing import best_time, device_name
 
 from privlens.attacks.deconvolution import richardson_lucy, wiener_deconvolve
 from privlens.optics import make_camera
 
 
 def images_per_second(fn, count: int, repeats: int, device: torch.device) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return count / best
+    return count / best_time(fn, repeats, device)
 
 
 def main() -> None:
@@ -39,7 +28,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = device_name(device)
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     camera = make_camera("prototype", 256).to(device).eval()
     scenes = torch.rand(args.batch, 3, 256, 256, generator=torch.Generator().manual_seed(0)).to(device)

@@ -10,31 +10,12 @@ Markdown table (median milliseconds per iteration, and the interquartile range).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import time
 
 import torch
+from timing import device_name, run_times
 
 from privlens.optics import Camera, CameraConfig
-
-
-def synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn, device: torch.device, repeats: int, warmup: int = 5) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    synchronise(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronise(device)
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def camera_step(camera: Camera, images: torch.Tensor):
@@ -68,7 +49,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = device_name(device)
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     print()
     print("| case | batch | median ms | IQR ms |")
@@ -80,12 +61,14 @@ def main() -> None:
             config = CameraConfig(num_terms=terms, convolution=mode)
             coeffs = 0.05 * torch.randn(terms, generator=generator)
             camera = Camera(config, coeffs).to(device).train()
-            median, low, high = describe(time_call(camera_step(camera, images), device, args.repeats))
+            median, low, high = describe(
+                run_times(camera_step(camera, images), device, args.repeats, warmup=5)
+            )
             print(f"| fwd+bwd p={terms} {mode} | 8 | {median:.2f} | {low:.2f}-{high:.2f} |")
     if device.type == "cuda":
         big = torch.rand(256, 3, 256, 256, device=device)
         camera = Camera(CameraConfig(convolution="circular"), 0.05 * torch.randn(15)).to(device).eval()
-        median, low, high = describe(time_call(camera_forward(camera, big), device, args.repeats))
+        median, low, high = describe(run_times(camera_forward(camera, big), device, args.repeats, warmup=5))
         print(f"| fwd p=15 circular | 256 | {median:.2f} | {low:.2f}-{high:.2f} |")
         print(f"\nforward throughput, batch 256: {256 / (median / 1e3):,.0f} images/s")
 

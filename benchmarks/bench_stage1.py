@@ -13,26 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 
 import torch
+from timing import cpu_name
 
 from privlens.train.config import load_config
 from privlens.train.stage1 import Stage1Model, _amp_dtype, build_camera, build_net, train_step
 from privlens.train.stage1_config import Stage1Config
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import time
 
 import torch
+from timing import cpu_name
 
 from privlens.nets import HeatmapNet
 from privlens.optics.presets import make_camera
@@ -40,17 +40,6 @@ from privlens.train.config import load_config
 from privlens.train.stage2_config import Stage2Config
 
 VARIANTS = ("fp32", "channels_last", "bf16", "bf16+channels_last", "compile")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def synthetic_batch(
