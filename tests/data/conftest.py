@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from privlens.data.images import save_image
@@ -25,10 +24,6 @@ def face_tree(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """MTCNN and the small CNNs here run many tiny ops: one thread is several times faster on a
-    busy 2-core machine. Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(one_torch_thread):
+    """Every test of this package runs on one torch thread (see tests/conftest.py)."""
     yield
-    torch.set_num_threads(threads)
