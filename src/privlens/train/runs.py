@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from privlens.files import atomic_write_text
 from privlens.train.config import ConfigError
 
 
@@ -39,3 +42,24 @@ def check_data_root(config: _HasData) -> Path:
             f"`privlens data prepare SRC {root}`"
         )
     return root
+
+
+def append_metrics(path: Path, entry: dict[str, Any]) -> None:
+    """Append one JSON line to ``metrics.jsonl`` (non-finite floats become ``null``)."""
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()}
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(clean) + "\n")
+
+
+def trim_metrics(path: Path, start_step: int) -> None:
+    """Drop metric lines logged after the checkpoint a resumed run restarts from."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= start_step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))

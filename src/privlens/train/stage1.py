@@ -21,7 +21,6 @@ a resumed run reach the same state as an uninterrupted one.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -52,7 +51,7 @@ from privlens.train.distributed import (
 )
 from privlens.train.losses import Stage1Loss, heatmap_targets, stage1_loss
 from privlens.train.metrics import landmark_nme
-from privlens.train.runs import RunResult, check_data_root
+from privlens.train.runs import RunResult, append_metrics, check_data_root, trim_metrics
 from privlens.train.stage1_config import Stage1Config
 
 Mode = Literal["heatmap", "optics", "lowres"]
@@ -343,13 +342,13 @@ def _run(
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / CONFIG, f"# privlens train {mode}\n" + to_yaml(config))
         writer = tblog.open_writer(run_dir / TENSORBOARD, True)
-        _trim_metrics(run_dir / METRICS, start_step)
+        trim_metrics(run_dir / METRICS, start_step)
 
     def validate(step: int) -> None:
         if info.is_main:
             metrics = {"step": step, **evaluate(model, val_set, config, device, t.batch_size)}
             val_history.append(metrics)
-            _append_metrics(run_dir / METRICS, {"kind": "val", **metrics})
+            append_metrics(run_dir / METRICS, {"kind": "val", **metrics})
             for key in ("heatmap_l1", "nme", "distortion"):
                 writer.add_scalar(f"val/{key}", metrics[key], step)
         barrier(info)
@@ -408,7 +407,7 @@ def _run(
                         writer.add_scalar("grad/beta_norm", _grad_norm([camera.coeffs_um]), current)
                     for j, value in enumerate(camera.coeffs_um.detach().cpu().tolist(), start=1):
                         writer.add_scalar(f"beta/Z{j}", value, current)
-                _append_metrics(run_dir / METRICS, {"kind": "train", "step": current, **last})
+                append_metrics(run_dir / METRICS, {"kind": "train", "step": current, **last})
             if current % t.image_every == 0 or current == t.steps:
                 if psf is not None:
                     writer.add_image("psf", tblog.psf_image(psf), current)
@@ -484,23 +483,3 @@ def _run(
         writer.close()
     barrier(info)
     return RunResult(run_dir, summary, files)
-
-
-def _append_metrics(path: Path, entry: dict[str, Any]) -> None:
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()}
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(clean) + "\n")
-
-
-def _trim_metrics(path: Path, start_step: int) -> None:
-    """Drop metric lines logged after the checkpoint a resumed run restarts from."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= start_step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue
-    atomic_write_text(path, "".join(f"{line}\n" for line in kept))

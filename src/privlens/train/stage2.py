@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ from privlens.train.distributed import (
     max_difference_across_ranks,
     shutdown,
 )
-from privlens.train.runs import RunResult, check_data_root
+from privlens.train.runs import RunResult, append_metrics, check_data_root, trim_metrics
 from privlens.train.stage2_bundle import GENERATOR_FILE, save_generator_bundle
 from privlens.train.stage2_config import Stage2Config
 from privlens.train.stage2_data import Stage2Faces, Stage2Sampler
@@ -506,7 +505,7 @@ def _run(
             save_lens(camera, run_dir / LENS, {"preset": lens_source})
         _copy(net_source, run_dir / NET)
         writer = tblog.open_writer(run_dir / TENSORBOARD, True)
-        _trim_metrics(run_dir / METRICS, start_step)
+        trim_metrics(run_dir / METRICS, start_step)
 
     def checkpoint(step: int) -> None:
         if info.is_main:
@@ -551,7 +550,7 @@ def _run(
             if current % t.log_every == 0 or current == t.steps:
                 for key, value in last.items():
                     writer.add_scalar(f"loss/{key}" if "/" in key else key, value, current)
-                _append_metrics(run_dir / METRICS, {"step": current, **last})
+                append_metrics(run_dir / METRICS, {"step": current, **last})
             if current % t.image_every == 0 or current == t.steps:
                 writer.add_image("samples", _sample_grid(out, batch), current)
             if progress is not None:
@@ -638,22 +637,3 @@ def _sample_grid(out: IterationOutput, batch: dict[str, torch.Tensor], count: in
     mask = F.interpolate(heat[:, -2:-1].clamp(0, 1), size=(size, size), mode="nearest").expand(-1, 3, -1, -1)
     rows = [capture[:n], mask, out["_fake_latent"][:n], batch["reference"][:n], out["_fake_ref"][:n]]
     return make_grid(torch.cat([r.detach().float().cpu().clamp(0, 1) for r in rows]), nrow=n, padding=1)
-
-
-def _append_metrics(path: Path, entry: dict[str, Any]) -> None:
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()}
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(clean) + "\n")
-
-
-def _trim_metrics(path: Path, start_step: int) -> None:
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= start_step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue
-    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
