@@ -96,7 +96,7 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> Any:
 
 def load_heatmap(path: Path) -> HeatmapNet:
     """U from a heatmap-network weight file (another file kind gives a clear error)."""
-    from privlens.train.checkpoint import load_heatmap_net
+    from privlens.models.heatmap import load_heatmap_net
 
     try:
         return load_heatmap_net(path)

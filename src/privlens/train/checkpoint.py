@@ -8,9 +8,8 @@ Training checkpoint (``checkpoint.safetensors``), one file so that it is replace
 * metadata ``format = "privlens-checkpoint"``, ``version``, ``optim`` (JSON: the optimisers'
   param groups and any non-tensor state) and ``meta`` (JSON: step, config, anything else).
 
-Heatmap-network weight file (``heatmap_net.safetensors``): tensors = the network's state dict,
-metadata ``format = "privlens-heatmap-net"``, ``arch`` (JSON constructor arguments of
-:class:`privlens.nets.HeatmapNet`) and ``provenance`` (JSON).
+The heatmap-network weight file (``heatmap_net.safetensors``) is defined in
+:mod:`privlens.models.heatmap`; its functions are re-exported here for older imports.
 """
 
 from __future__ import annotations
@@ -24,15 +23,24 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from privlens.files import atomic_save_safetensors
-from privlens.nets import HeatmapNet
+from privlens.models.errors import ModelFileError
+
+# U's weight file moved to privlens.models.heatmap (inference loading lives there); these names
+# stay importable from here.
+from privlens.models.heatmap import (  # noqa: F401
+    NET_FORMAT,
+    load_heatmap_net,
+    read_heatmap_net,
+    save_heatmap_net,
+)
 
 CHECKPOINT_FORMAT = "privlens-checkpoint"
-NET_FORMAT = "privlens-heatmap-net"
 VERSION = "1"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint or weight file is missing, corrupt, or does not fit the model."""
+# A checkpoint or weight file is missing, corrupt, or does not fit the model. One class with the
+# model files' error, so code catching either catches both.
+CheckpointError = ModelFileError
 
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -119,44 +127,3 @@ def load_checkpoint(
         except (ValueError, KeyError) as error:
             raise CheckpointError(f"{path}: optimiser {name} does not fit ({error})") from error
     return meta
-
-
-def save_heatmap_net(net: HeatmapNet, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
-    """Write U's weights and architecture to a safetensors file."""
-    metadata = {
-        "format": NET_FORMAT,
-        "version": VERSION,
-        "arch": json.dumps(net.arch),
-        "provenance": json.dumps(provenance or {}),
-    }
-    return atomic_save_safetensors(dict(net.state_dict()), path, metadata)
-
-
-def read_heatmap_net(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, int], dict[str, Any]]:
-    """State dict, architecture and provenance of a heatmap-network weight file."""
-    path = Path(path)
-    tensors, metadata = _read(path)
-    if metadata.get("format") != NET_FORMAT:
-        raise CheckpointError(
-            f"{path} is not a privlens heatmap-network file (format={metadata.get('format')!r})"
-        )
-    try:
-        arch = json.loads(metadata["arch"])
-        provenance = json.loads(metadata.get("provenance", "{}"))
-    except (KeyError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: corrupt metadata ({error})") from error
-    return tensors, arch, provenance
-
-
-def load_heatmap_net(path: str | Path, expect: dict[str, int] | None = None) -> HeatmapNet:
-    """A :class:`HeatmapNet` built from a weight file; ``expect`` (an ``arch`` dict) must match."""
-    state, arch, _ = read_heatmap_net(path)
-    if expect is not None and arch != expect:
-        diff = {k: (arch.get(k), v) for k, v in expect.items() if arch.get(k) != v}
-        raise CheckpointError(f"{path}: network architecture differs from the config (file, config): {diff}")
-    net = HeatmapNet(**arch)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not fit the architecture ({error})") from error
-    return net
