@@ -134,7 +134,9 @@ def test_evaluate_command_on_the_demo_runs(demo_dir, tmp_path):
     assert payload["rows"][0]["pairs"] == 4  # 2 sources x 2 references
     plan = payload["protocol"]["reference_plan"]
     assert all(len(set(refs)) == 2 for refs in plan.values())
-    assert "Tables 1-3 could not be retrieved" in (out / "published.md").read_text()
+    assert "## Table 4." in (out / "published.md").read_text()
+    beside = payload["published_for_orientation"]["rows"]
+    assert beside and all(row["comparable"].startswith("not comparable") for row in beside)
     missing = CliRunner().invoke(
         app, ["evaluate", "--run", str(tmp_path / "nope"), "--data", str(demo_dir), "--out", str(out)]
     )
