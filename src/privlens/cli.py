@@ -6,11 +6,21 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from privlens.commands.anonymize import anonymize as anonymize_command
 from privlens.commands.attack import attack as attack_command
-from privlens.commands.common import console, err_console, fail
+from privlens.commands.common import (
+    PrivlensGroup,
+    console,
+    err_console,
+    fail,
+    info,
+    say,
+    set_verbosity,
+    warn,
+)
 from privlens.commands.data import data_app
 from privlens.commands.eval import eval_app
 from privlens.commands.evaluate import evaluate as evaluate_command
@@ -20,9 +30,10 @@ from privlens.commands.train_gan import train_gan
 from privlens.optics.presets import DEFAULT_DEFOCUS_UM, DEFAULT_PROTOTYPE_SCALE_UM
 
 app = typer.Typer(
+    cls=PrivlensGroup,
     help="privlens: privacy-preserving optics for face de-identification.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 lens_app = typer.Typer(help="Lens files and the deformable-mirror bridge.", no_args_is_help=True)
@@ -36,6 +47,31 @@ app.command("anonymize")(anonymize_command)
 app.command("evaluate")(evaluate_command)
 app.command("sweep")(sweep_command)
 __all__ = ["app", "console", "err_console", "fail"]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from privlens import __version__
+
+        say(f"privlens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only results, warnings and errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print details of each step."),
+) -> None:
+    """privlens: privacy-preserving optics for face de-identification.
+
+    Errors in user input end with one line, `error: ...`, and exit status 2.
+    """
+    if quiet and verbose:
+        fail("--quiet and --verbose exclude each other")
+    set_verbosity(-1 if quiet else (1 if verbose else 0))
 
 
 class ConvolutionChoice(str, Enum):
@@ -81,31 +117,52 @@ def build_camera(
         fail(str(error))
 
 
+OVERWRITE_HELP = "Replace existing output files (never an input)."
+
+
+def _camera_for_output(lens: str, size: int, defocus_um: float, prototype_scale_um: float, *rest):
+    """Build the camera after checking ``--size`` (bounded: memory grows with its square)."""
+    from privlens.outputs import check_size
+
+    check_size(size)
+    return build_camera(lens, size, defocus_um, prototype_scale_um, *rest)
+
+
 @app.command()
 def capture(
     source: Path = typer.Argument(..., help="An image file or a folder of images."),
     lens: str = typer.Option("prototype", "--lens", "-l", help=LENS_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the PNG captures."),
-    size: int = typer.Option(256, help="Images are centre-cropped and resized to SIZE x SIZE."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for the PNG captures (not the input folder nor inside it)."
+    ),
+    size: int = typer.Option(256, help="Images are centre-cropped and resized to SIZE x SIZE (max 2048)."),
     defocus_um: float = typer.Option(DEFAULT_DEFOCUS_UM, help="Noll-4 RMS um of the defocus lens."),
     prototype_scale_um: float = typer.Option(
         DEFAULT_PROTOTYPE_SCALE_UM, help="um per published unit of the prototype coefficients."
     ),
     convolution: ConvolutionChoice = typer.Option(ConvolutionChoice.linear, help="Border model."),
     noise_sigma: float = typer.Option(0.0, help="Gaussian read noise (image units)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Capture images through a simulated privacy camera (writes captures only, never the input)."""
     from privlens.anonymize.capture import capture_files
-    from privlens.data.images import ImageFileError
+    from privlens.commands.common import progress, skipped
+    from privlens.outputs import identifiable_warning
 
-    camera = build_camera(lens, size, defocus_um, prototype_scale_um, convolution, noise_sigma)
-    try:
-        report = capture_files(source, camera, out)
-    except ImageFileError as error:
-        fail(str(error))
+    camera = _camera_for_output(lens, size, defocus_um, prototype_scale_um, convolution, noise_sigma)
+    warning = identifiable_warning(lens, camera)
+    if warning:
+        warn(warning)
+    report = capture_files(
+        source,
+        camera,
+        out,
+        overwrite=overwrite,
+        track=lambda items, total: progress(items, total, "capturing"),
+    )
     for path, reason in report.skipped:
-        err_console.print(f"[yellow]skipped[/] {path}: {reason}")
-    console.print(f"wrote {len(report.written)} capture(s) to {out}")
+        skipped(path, reason)
+    say(f"wrote {len(report.written)} capture(s) to {out}")
     if not report.written:
         raise typer.Exit(code=1)
 
@@ -113,20 +170,23 @@ def capture(
 @app.command()
 def psf(
     lens: str = typer.Option("prototype", "--lens", "-l", help=LENS_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="PNG file for the figure."),
-    size: int = typer.Option(256, help="Image size the PSF is sampled for."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG file for the figure (.png)."),
+    size: int = typer.Option(256, help="Image size the PSF is sampled for (max 2048)."),
     log: bool = typer.Option(False, "--log", help="Show log10 of the PSFs."),
     defocus_um: float = typer.Option(DEFAULT_DEFOCUS_UM, help="Noll-4 RMS um of the defocus lens."),
     prototype_scale_um: float = typer.Option(
         DEFAULT_PROTOTYPE_SCALE_UM, help="um per published unit of the prototype coefficients."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Plot a lens's phase mask and its R, G, B point-spread functions."""
+    from privlens.outputs import check_output_file
     from privlens.report.figures import plot_lens
 
-    camera = build_camera(lens, size, defocus_um, prototype_scale_um)
+    check_output_file(out, (".png",), overwrite)
+    camera = _camera_for_output(lens, size, defocus_um, prototype_scale_um)
     path = plot_lens(camera, out, log_scale=log, title=f"lens: {lens}")
-    console.print(f"wrote {path}")
+    say(f"wrote {path}")
 
 
 @lens_app.command("create")
@@ -137,15 +197,18 @@ def lens_create(
     prototype_scale_um: float = typer.Option(
         DEFAULT_PROTOTYPE_SCALE_UM, help="um per published unit of the prototype coefficients."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Write a preset lens as a lens file (e.g. to export it to a mirror)."""
     from privlens.optics.lensfile import save_lens
+    from privlens.outputs import check_output_file
 
     if preset not in ("open", "defocus", "prototype"):
         fail(f"preset must be open, defocus or prototype, got {preset!r}")
+    check_output_file(out, (".safetensors",), overwrite)
     camera = build_camera(preset, 256, defocus_um, prototype_scale_um)
     save_lens(camera, out, {"preset": preset})
-    console.print(f"wrote {out}")
+    say(f"wrote {out}")
 
 
 @lens_app.command("info")
@@ -158,7 +221,7 @@ def lens_info(path: Path = typer.Argument(..., help="A lens file.")) -> None:
         coeffs, config, provenance = read_lens(path)
     except LensFileError as error:
         fail(str(error))
-    table = Table(title=f"{path} (Noll coefficients, um RMS wavefront)")
+    table = Table(title=escape(f"{path} (Noll coefficients, um RMS wavefront)"))
     table.add_column("term")
     table.add_column("beta (um)", justify="right")
     for name, value in zip(term_names(len(coeffs)), coeffs.tolist(), strict=True):
@@ -176,6 +239,7 @@ def lens_export(
     drop_unsupported: bool = typer.Option(
         False, help="Drop non-zero terms above Noll 15 instead of refusing."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Convert a lens to deformable-mirror amplitudes (Thorlabs numbering Z4..Z15)."""
     import warnings
@@ -187,7 +251,9 @@ def lens_export(
         write_mirror_file,
     )
     from privlens.optics.lensfile import LensFileError, read_lens
+    from privlens.outputs import check_output_file
 
+    check_output_file(out, (".csv",), overwrite, inputs=[path, calibration])
     try:
         coeffs, _, _ = read_lens(path)
         table = read_calibration(calibration)
@@ -197,9 +263,9 @@ def lens_export(
     except (LensFileError, HardwareFileError, ValueError) as error:
         fail(str(error))
     for note in export.notes:
-        err_console.print(f"[yellow]note:[/] {note}")
+        info(f"note: {note}", style="yellow")
     write_mirror_file(export, out, source=str(path))
-    console.print(f"wrote {out}")
+    say(f"wrote {out}")
 
 
 @lens_app.command("import")
@@ -212,6 +278,7 @@ def lens_import(
     ),
     calibration: Path | None = typer.Option(None, help="Calibration CSV, for --format mirror."),
     like: str = typer.Option("open", help="Camera settings to use: a preset name or a lens file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Turn measured coefficients (um) or a mirror file into a lens file (Noll order)."""
     import torch
@@ -224,7 +291,9 @@ def lens_import(
         read_wavefront_file,
     )
     from privlens.optics.lensfile import LensFileError, save_lens
+    from privlens.outputs import check_output_file
 
+    check_output_file(out, (".safetensors",), overwrite, inputs=[path])
     base = build_camera(like, 256, DEFAULT_DEFOCUS_UM, DEFAULT_PROTOTYPE_SCALE_UM)
     terms = base.config.num_terms
     try:
@@ -238,7 +307,7 @@ def lens_import(
     except (LensFileError, HardwareFileError, ValueError) as error:
         fail(str(error))
     save_lens(camera, out, {"imported_from": str(path), "format": format.value})
-    console.print(f"wrote {out}")
+    say(f"wrote {out}")
 
 
 @app.command()
@@ -251,7 +320,7 @@ def demo(
     from privlens.demo import run_demo
     from privlens.report.tables import to_markdown
 
-    result = run_demo(out, fast, gan_run, progress=lambda m: err_console.print(f"[dim]{m}[/]"))
+    result = run_demo(out, fast, gan_run, progress=info)
     table = Table(title="captures of the astronaut (PSNR against the scene)")
     table.add_column("lens")
     table.add_column("PSNR (dB)", justify="right")
@@ -259,13 +328,13 @@ def demo(
         table.add_row(lens, f"{value:.2f}")
     console.print(table)
     if result.attacks is not None:
-        console.print("attacks on the embedded LFW faces (identity distance < 0.6 = re-identified):")
-        console.print(to_markdown(result.attacks.rows), soft_wrap=True)
-    console.print(f"anonymisation backend: {result.backend} ({result.backend_reason})", soft_wrap=True)
-    console.print("evaluation protocol:")
-    console.print(to_markdown(result.evaluation_rows), soft_wrap=True)
-    console.print(f"seconds per step: {result.seconds}")
-    console.print(f"report: {result.report}")
+        say("attacks on the embedded LFW faces (identity distance < 0.6 = re-identified):")
+        say(to_markdown(result.attacks.rows))
+    say(f"anonymisation backend: {result.backend} ({result.backend_reason})")
+    say("evaluation protocol:")
+    say(to_markdown(result.evaluation_rows))
+    say("seconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
+    say(f"report: {result.report}")
 
 
 @app.command()
@@ -279,7 +348,7 @@ def report(
         path = write_demo_report(run_dir)
     except FileNotFoundError as error:
         fail(str(error))
-    console.print(f"report: {path}")
+    say(f"report: {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

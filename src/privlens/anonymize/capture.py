@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import torch
 
 from privlens.data.images import ImageFileError, iter_images, list_images, save_image
 from privlens.optics.camera import Camera
+from privlens.outputs import check_output_dir, plan_outputs
+from privlens.outputs import output_name as _output_name
 
 
 @dataclass
@@ -21,22 +24,31 @@ class CaptureReport:
 
 def output_name(path: Path, root: Path) -> Path:
     """Relative output path (``.png``) that keeps a folder's structure."""
-    relative = path.relative_to(root) if root.is_dir() else Path(path.name)
-    return relative.with_suffix(".png")
+    return _output_name(path, root, ".png")
 
 
 @torch.no_grad()
 def capture_files(
-    source: str | Path, camera: Camera, out_dir: str | Path, batch_size: int = 8
+    source: str | Path,
+    camera: Camera,
+    out_dir: str | Path,
+    batch_size: int = 8,
+    overwrite: bool = False,
+    track: Callable[[Iterable, int], Iterable] | None = None,
 ) -> CaptureReport:
     """Capture every image of ``source`` (a file or a folder) and write PNG captures to ``out_dir``.
 
     Images are centre-cropped and resized to the camera's ``image_size``. Unreadable files are
-    skipped and reported, never fatal. Only captures are written, never the raw input.
+    skipped and reported, never fatal. Only captures are written, never the raw input: an output
+    folder equal to or inside ``source``, two inputs sharing an output name and (unless
+    ``overwrite``) existing outputs are refused before anything is written
+    (:mod:`privlens.outputs`). ``track(items, total)`` may wrap the loop (a progress bar).
     """
     source = Path(source)
     out_dir = Path(out_dir)
     paths = list_images(source)
+    check_output_dir(out_dir, [source])
+    plan = plan_outputs(paths, source, out_dir, ".png", overwrite)
     report = CaptureReport()
     camera = camera.eval()
     psf = camera.psf()
@@ -48,10 +60,11 @@ def capture_files(
         images = torch.stack([image for _, image in batch]).to(psf.device)
         captures = camera.image(images, psf)
         for (path, _), capture in zip(batch, captures, strict=True):
-            report.written.append(save_image(capture, out_dir / output_name(path, source)))
+            report.written.append(save_image(capture, plan[path]))
         batch.clear()
 
-    for path, image in iter_images(paths, camera.config.image_size):
+    items = iter_images(paths, camera.config.image_size)
+    for path, image in items if track is None else track(items, len(paths)):
         if isinstance(image, ImageFileError):
             report.skipped.append((path, str(image)))
             continue

@@ -1,19 +1,29 @@
 """Reading and writing image files as float RGB tensors in [0, 1] (``[3, H, W]``).
 
 Grey images are replicated to three channels, RGBA images are composited on white (alpha is
-transparency, not content), 16-bit images are scaled by 65535. Every failure is an
-:class:`ImageFileError` naming the file.
+transparency, not content), 16-bit images are scaled by 65535, EXIF orientation is applied.
+Every failure is an :class:`ImageFileError` naming the file.
+
+Memory is bounded by the *output* size: a file is decoded at 8 bits per channel (JPEGs at a
+reduced DCT scale) and shrunk by an integer factor before it becomes float, and files with more
+than :data:`DEFAULT_MAX_PIXELS` pixels (``$PRIVLENS_MAX_PIXELS``) are refused from their header,
+before decoding. Writes are atomic.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from privlens.files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -48,36 +58,130 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
 
 
-def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
-    """Read an image file as float RGB ``[3, H, W]`` in [0, 1]; optionally square it to ``size``.
+#: Images with more pixels than this are refused (per file, so a folder job skips them).
+#: Override with ``$PRIVLENS_MAX_PIXELS`` or the ``max_pixels`` argument.
+DEFAULT_MAX_PIXELS = 150_000_000
 
-    With ``size``, the image is centre-cropped to a square and resized (antialiased bilinear).
+_PALETTE_MODES = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1")
+
+
+def max_pixels_limit(max_pixels: int | None = None) -> int:
+    """The pixel limit in force: the argument, else ``$PRIVLENS_MAX_PIXELS``, else the default."""
+    if max_pixels is not None:
+        return int(max_pixels)
+    value = os.environ.get("PRIVLENS_MAX_PIXELS", "").replace("_", "")
+    if value:
+        try:
+            return int(float(value))
+        except ValueError:
+            raise ImageFileError(f"$PRIVLENS_MAX_PIXELS must be a number, got {value!r}") from None
+    return DEFAULT_MAX_PIXELS
+
+
+def _reduction_factor(width: int, height: int, size: int | None, max_side: int | None) -> int:
+    """Integer factor by which a ``width x height`` image may shrink before it becomes float.
+
+    With ``size`` (the square the caller wants) the centre square keeps at least ``2 * size``
+    pixels per side, so the final antialiased resize still sees every detail it can show; with
+    ``max_side`` the longest side ends at or below ``max_side``.
+    """
+    factor = 1
+    if size is not None:
+        factor = max(factor, min(width, height) // (2 * size))
+    if max_side is not None and max(width, height) > max_side:
+        factor = max(factor, math.ceil(max(width, height) / max_side))
+    return factor
+
+
+def open_image(
+    path: str | Path,
+    size: int | None = None,
+    max_side: int | None = None,
+    max_pixels: int | None = None,
+) -> Image.Image:
+    """Decode an image file into a Pillow image, shrunk by an integer factor *before* any float copy.
+
+    The header is checked first: more than ``max_pixels`` pixels (see :func:`max_pixels_limit`)
+    is an :class:`ImageFileError`, never a decompression bomb. JPEGs are decoded at a reduced
+    scale (``draft``); other formats are decoded once at 8 bits per channel and reduced with
+    :meth:`PIL.Image.Image.reduce` (box average). EXIF orientation is applied. ``size`` and
+    ``max_side`` set the factor as in :func:`_reduction_factor`. The result is RGB, RGBA, L, LA
+    or I;16 (16-bit grey).
     """
     path = Path(path)
     if not path.exists():
         raise ImageFileError(f"image not found: {path}")
     if not path.is_file():
         raise ImageFileError(f"not a file: {path}")
+    limit = max_pixels_limit(max_pixels)
     try:
-        with Image.open(path) as handle:
-            handle.load()
-            if handle.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
-                handle = handle.convert(
-                    "RGBA" if "A" in handle.mode or "transparency" in handle.info else "RGB"
-                )
-            elif handle.mode.startswith("I;16"):
-                handle = Image.fromarray(np.asarray(handle).astype(np.uint16))
-            elif handle.mode in ("I", "F"):
-                raise ImageFileError(f"{path}: 32-bit integer/float images are not supported")
-            array = np.asarray(handle)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as handle:
+                width, height = handle.size
+                if width * height > limit:
+                    raise ImageFileError(
+                        f"{path} has {width} x {height} = {width * height / 1e6:.0f} megapixels, above "
+                        f"the limit of {limit / 1e6:.0f} (set $PRIVLENS_MAX_PIXELS to raise it)"
+                    )
+                if width < 1 or height < 1:
+                    raise ImageFileError(f"{path} is empty ({width} x {height} pixels)")
+                factor = _reduction_factor(width, height, size, max_side)
+                if factor >= 2 and handle.format == "JPEG":
+                    handle.draft(handle.mode, (width // factor, height // factor))
+                    factor = max(1, factor * handle.size[0] // width)
+                handle.load()
+                image = _normalise_mode(handle, path)
+                if factor >= 2:
+                    image = image.reduce(factor)
+                image = ImageOps.exif_transpose(image)
     except ImageFileError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except Image.DecompressionBombError as error:
+        raise ImageFileError(f"{path} is refused as a decompression bomb ({error})") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageFileError(f"{path} is not a readable image ({error})") from error
+    return image
+
+
+def _normalise_mode(image: Image.Image, path: Path) -> Image.Image:
+    """Palette/CMYK/... -> RGB(A); 16-bit grey kept as I;16; 32-bit integer/float refused."""
+    if image.mode in _PALETTE_MODES:
+        transparent = "A" in image.mode or "transparency" in image.info
+        return image.convert("RGBA" if transparent else "RGB")
+    if image.mode.startswith("I;16"):
+        return image if image.mode == "I;16" else image.convert("I").convert("I;16")
+    if image.mode in ("I", "F"):
+        raise ImageFileError(f"{path}: 32-bit integer/float images are not supported")
+    return image
+
+
+def _to_array(image: Image.Image) -> np.ndarray:
+    if image.mode == "I;16":
+        return np.asarray(image).astype(np.uint16)
+    return np.asarray(image)
+
+
+def load_image(
+    path: str | Path,
+    size: int | None = None,
+    max_side: int | None = None,
+    max_pixels: int | None = None,
+) -> torch.Tensor:
+    """Read an image file as float RGB ``[3, H, W]`` in [0, 1]; optionally square it to ``size``.
+
+    With ``size``, the image is centre-cropped to a square and resized (antialiased bilinear).
+    Large files are shrunk on decode (see :func:`open_image`), so memory follows the output size,
+    not the file's: a 12000 x 12000 PNG loaded at ``size=256`` never exists as float.
+    ``max_side`` bounds the longest side of an unsized load (integer reduction, aspect kept).
+    """
+    image = open_image(path, size, max_side, max_pixels)
     try:
-        tensor = array_to_tensor(array)
+        tensor = array_to_tensor(_to_array(image))
     except ValueError as error:
         raise ImageFileError(f"{path}: {error}") from error
+    finally:
+        image.close()
     if size is not None:
         tensor = square_resize(tensor, size)
     return tensor
@@ -100,14 +204,18 @@ def square_resize(image: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
-    """Write a ``[C, H, W]`` (C = 1 or 3) float image in [0, 1] as an 8-bit PNG/JPEG."""
+    """Write a ``[C, H, W]`` (C = 1 or 3) float image in [0, 1] as an 8-bit PNG/JPEG, atomically."""
     if image.dim() != 3 or image.shape[0] not in (1, 3):
         raise ValueError(f"expected a [C, H, W] image with C = 1 or 3, got {tuple(image.shape)}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     array = (image.detach().float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0) * 255).round()
     array = array.astype(np.uint8)
-    Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(path)
+    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    file_format = Image.registered_extensions().get(path.suffix.lower())
+    if file_format is None:
+        raise ValueError(f"{path}: unknown image suffix {path.suffix!r}")
+    with atomic_path(path) as temporary:  # never a truncated file in place of a good one
+        picture.save(temporary, format=file_format)
     return path
 
 
@@ -130,6 +238,11 @@ def iter_images(
     """Yield ``(path, image)`` or ``(path, error)`` so one bad file does not stop a batch job."""
     for path in paths:
         try:
-            yield path, load_image(path, size)
+            image = load_image(path, size)
         except ImageFileError as error:
             yield path, error
+            continue
+        except MemoryError:
+            yield path, ImageFileError(f"{path} is too large to load in the memory available")
+            continue
+        yield path, image
