@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.privlens-installed
 
 .PHONY: install demo test lint bench clean
+.DEFAULT_GOAL := install
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,6 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 install: $(STAMP)
+	@echo "privlens is installed in $(VENV)/bin. To type 'privlens' in this shell:"
+	@echo "    source $(VENV)/bin/activate        (or: export PATH=\"$$(cd $(VENV)/bin && pwd):\$$PATH\")"
 
 demo: install
 	$(VENV)/bin/privlens demo --out runs/demo
