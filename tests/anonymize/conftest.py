@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from anonymize_scenes import OraclePainter, make_scene
 
 SIZE = 64
 
@@ -71,3 +72,19 @@ def write_video(path: Path, frames: int, fps: float, width: int = 96, height: in
         writer.write(np.clip(face.astype(np.int16) + 8 * i, 0, 255).astype(np.uint8)[..., ::-1].copy())
     writer.release()
     return path
+
+
+@pytest.fixture(scope="session")
+def oracle() -> OraclePainter:
+    return OraclePainter()
+
+
+@pytest.fixture(scope="session")
+def scene() -> tuple[np.ndarray, list[tuple]]:
+    return make_scene()
+
+
+@pytest.fixture(autouse=True)
+def _single_thread(one_torch_thread):
+    """Every test of this package runs on one torch thread (see tests/conftest.py)."""
+    yield

@@ -1,25 +1,29 @@
 """Anonymisation jobs on files: an image, a folder (images and videos below it) or a video.
 
-Everything that can fail for a user's reason (model files, size, references, options) is checked
+Everything that can fail for a user's reason (model files, sizes, references, options) is checked
 when an :class:`AnonymizeJob` is built, before anything is written. Then :meth:`AnonymizeJob.run`
-writes, for every input, under ``out``:
+writes, under ``out``, for every input ``<name>.<suffix>`` (its path relative to the input
+folder) the same file with every face replaced (:mod:`privlens.anonymize.frames`):
 
-* ``captures/<name>.png`` - what the privacy camera records (the raw input is never written);
-* ``heatmaps/<name>.png`` - U's landmark heatmap of the capture with the decoded landmarks;
-* ``anonymized/<name>_<k>.png`` for ``k = 0 .. num_refs - 1`` - the new faces;
-* for a video ``<name>.mp4`` files instead, at the input's frame rate, with the same style slots
-  (references or latents) for every frame, so the new identity is stable over the clip;
-* ``anonymize.json`` - the settings and, per input, its outputs and where each new face took its
-  style from (reference file, domain, latent code).
+* photos keep their size and format, upright (EXIF orientation applied), metadata dropped;
+  pixels outside the face regions keep their exact values (bit for bit in lossless formats);
+* videos keep their size and frame rate (``.mp4``/``.avi`` as the input, other containers are
+  written as ``.mp4``); faces are tracked (:mod:`privlens.anonymize.stream`) so that each person
+  keeps one new identity; the audio track is copied when ffmpeg is installed, else dropped with
+  a notice;
+* a photo in which no face is found is copied unchanged with a notice (or left out with
+  ``skip_no_face``); a face that cannot be replaced is pixelated and listed;
+* ``anonymize.json``: the settings and, per photo, every face (box, what was done, the region
+  changed, its style) and, per video, every track (frames, replaced and pixelated counts, style).
 
-``<name>`` is the input's path relative to the input folder, without its suffix. A file that
-cannot be read is skipped with the reason; every file is written under a temporary name and
-renamed when complete, so an interrupted job never leaves a truncated file in place of a good one.
+A file that cannot be read is skipped with the reason; files are written under a temporary name
+and renamed when complete.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,51 +31,41 @@ from typing import Any
 
 import torch
 
+from privlens.anonymize.frames import PIXELATED, FaceFinder, FramePipeline, ModelPainter, Painter
 from privlens.anonymize.models import (
     DEFAULT_SIZE,
     ModelPaths,
-    lens_size,
     load_camera,
     load_generator,
     load_heatmap,
+    model_sizes,
 )
-from privlens.anonymize.pipeline import (
-    AnonymizedBatch,
-    AnonymizeError,
-    Anonymizer,
-    GanBackend,
-    WarpBackend,
-    heatmap_image,
-)
+from privlens.anonymize.photos import Photo, read_photo, write_photo
+from privlens.anonymize.pipeline import AnonymizeError, Anonymizer, GanBackend, WarpBackend
 from privlens.anonymize.references import Reference, ReferenceSet, Slot, StylePlanner, load_references
-from privlens.anonymize.video import VIDEO_SUFFIXES, VideoSink, iter_frame_batches, video_info
-from privlens.data.images import IMAGE_SUFFIXES, ImageFileError, load_image, save_image
+from privlens.anonymize.stream import FrameStream
+from privlens.anonymize.video import VIDEO_SUFFIXES, FrameSink, iter_frames, mux_audio, video_info
+from privlens.data.images import IMAGE_SUFFIXES, ImageFileError
 from privlens.files import atomic_write_text
 
 MANIFEST = "anonymize.json"
-VIDEO_OUT_SUFFIX = ".mp4"
+VIDEO_OUT_SUFFIXES = (".mp4", ".avi")
+PHOTOS_PER_BATCH = 4
 
 
 @dataclass
 class AnonymizeReport:
-    """What a job wrote (``outputs``), what it skipped (with the reason) and its manifest."""
+    """What a job wrote (``outputs``), what it skipped (with the reason), the notices it gave,
+    faces replaced and pixelated, and its manifest."""
 
     outputs: list[Path] = field(default_factory=list)
     done: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     skipped_references: list[tuple[Path, str]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    replaced: int = 0
+    pixelated: int = 0
     manifest: Path | None = None
-
-
-def _save_png(image: torch.Tensor, path: Path) -> Path:
-    """Write a PNG under a temporary name, then rename it onto ``path``."""
-    partial = path.with_name(f".{path.stem}.partial.png")
-    try:
-        save_image(image, partial)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
 
 
 def list_inputs(source: Path, exclude: Path | None = None) -> list[Path]:
@@ -100,47 +94,98 @@ def list_inputs(source: Path, exclude: Path | None = None) -> list[Path]:
     return found
 
 
+def output_name(relative: Path) -> Path:
+    """The output path of an input (relative): the same, except videos in other containers -> .mp4."""
+    if relative.suffix.lower() in VIDEO_SUFFIXES and relative.suffix.lower() not in VIDEO_OUT_SUFFIXES:
+        return relative.with_suffix(".mp4")
+    return relative
+
+
 class AnonymizeJob:
     """A loaded pipeline and its style choices, ready to run on files.
 
     Args:
         models: lens, heatmap network and generator (``None``: warp), see
-            :func:`privlens.anonymize.models.resolve_models`.
+            :func:`privlens.anonymize.models.resolve_models`; may be ``None`` with ``painter``.
         reference: a reference image or folder (needed unless ``latent``).
-        size: image side; default: the generator's (GAN), else the lens file's, else 256. A GAN
-            only runs at its own size.
-        num_refs: new faces per input. seed: seed of the reference/latent/domain choices.
+        size: the models' image side; refused when it differs from what the model files say.
+        seed: seed of the reference/latent/domain choices.
         latent: styles from random latents through the mapping network (GAN only).
-        domain: the generator domain to use (GAN only; default: per reference, see
-            :class:`~privlens.anonymize.references.StylePlanner`).
-        batch_size: images or frames per forward pass. device: torch device.
-        log: receives one line per notice (skipped references, fallbacks).
+        domain: the generator domain to use (GAN only).
+        batch_size: face crops per forward pass (faces of several photos or frames share one).
+        device: torch device. log: receives one line per notice.
+        detector: ``mtcnn`` (default), ``dlib`` or ``dlib-cnn``. min_face: smallest face width
+            (pixels of the photo). detect_side: detection runs on a copy shrunk to this side.
+        check: reject (and pixelate) a new face in which no face is found.
+        skip_no_face: leave photos without a face out of the output (default: copied unchanged).
+        detect_every: videos: run the detector every k frames, track in between.
+        smoothing: videos: landmark smoothing weight of a still face (1: none).
+        painter: a ready :class:`~privlens.anonymize.frames.Painter` instead of the models.
 
     Raises :class:`AnonymizeError` for every user error, before anything is written.
     """
 
     def __init__(
         self,
-        models: ModelPaths,
+        models: ModelPaths | None,
         reference: str | Path | None = None,
         size: int | None = None,
-        num_refs: int = 1,
         seed: int = 0,
         latent: bool = False,
         domain: str | None = None,
-        batch_size: int = 8,
+        batch_size: int = 16,
         device: str | torch.device = "cpu",
         log: Callable[[str], None] | None = None,
+        detector: str = "mtcnn",
+        min_face: float = 24.0,
+        detect_side: int = 960,
+        check: bool = True,
+        skip_no_face: bool = False,
+        detect_every: int = 5,
+        smoothing: float = 0.5,
+        painter: Painter | None = None,
     ) -> None:
+        from privlens.faces.detect import DETECTORS
+
         self.models, self.log = models, log or (lambda message: None)
-        self.num_refs, self.seed, self.latent, self.domain = num_refs, seed, latent, domain
+        self.seed, self.latent, self.domain = seed, latent, domain
+        self.skip_no_face, self.detect_every, self.smoothing = skip_no_face, detect_every, smoothing
         if batch_size < 1:
             raise AnonymizeError(f"--batch-size must be at least 1, got {batch_size}")
-        if num_refs < 1:
-            raise AnonymizeError(f"--num-refs must be at least 1, got {num_refs}")
+        if detector not in DETECTORS:
+            raise AnonymizeError(f"--detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
+        if min_face < 8:
+            raise AnonymizeError(f"--min-face must be at least 8 pixels, got {min_face:g}")
+        if detect_side < 64:
+            raise AnonymizeError(f"--detect-side must be at least 64 pixels, got {detect_side}")
+        if detect_every < 1:
+            raise AnonymizeError(f"--detect-every must be at least 1, got {detect_every}")
+        if not 0.0 < smoothing <= 1.0:
+            raise AnonymizeError(f"--smoothing must lie in (0, 1], got {smoothing:g}")
         self.batch_size = batch_size
         self.device = torch.device(device)
+        self.bundle = None
+        self.references = ReferenceSet()
+        if painter is None:
+            if models is None:
+                raise AnonymizeError("give the models (--run, or --lens and --heatmap) or a painter")
+            painter = self._load(models, reference, size)
+        self.size = painter.size
+        self.settings_extra = {
+            "detector": detector,
+            "min_face": min_face,
+            "detect_side": detect_side,
+            "check": check,
+            "detect_every": detect_every,
+            "smoothing": smoothing,
+        }
+        finder = FaceFinder(detector, min_face, detect_side)
+        self.pipeline = FramePipeline(painter, finder, check, batch_size, self._slot_record)
+        self.planner()  # check the options against the references and domains now
+
+    def _load(self, models: ModelPaths, reference, size: int | None) -> Painter:
         gan = models.generator is not None
+        latent, domain = self.latent, self.domain
         if latent and not gan:
             raise AnonymizeError("--latent needs a GAN generator (the mapping network); warp has none")
         if domain is not None and not gan:
@@ -150,20 +195,14 @@ class AnonymizeJob:
         if reference is None and not latent:
             raise AnonymizeError("give --reference (an image or a folder of faces), or --latent with a GAN")
         self.bundle = load_generator(models.generator, self.device) if gan else None
-        if self.bundle is not None:
-            if size is not None and size != self.bundle.image_size:
-                raise AnonymizeError(
-                    f"this generator was trained at {self.bundle.image_size} px; --size {size} does not fit"
-                )
-            size = self.bundle.image_size
-        if size is None:
-            size = lens_size(models.lens) or DEFAULT_SIZE
+        known = model_sizes(models, self.bundle.image_size if self.bundle is not None else None)
+        if size is not None and known is not None and size != known:
+            raise AnonymizeError(f"the models were trained at {known} px; --size {size} does not fit them")
+        size = size or known or DEFAULT_SIZE
         if size < 8:
             raise AnonymizeError(f"--size must be at least 8, got {size}")
-        self.size = size
         heatmap_net = load_heatmap(models.heatmap)
         camera = load_camera(models.lens, size)
-        self.references = ReferenceSet()
         if not latent:
             try:
                 self.references = load_references(reference, size)
@@ -175,13 +214,14 @@ class AnonymizeJob:
                 raise AnonymizeError(f"no usable reference face in {reference} (no face found in any image)")
         refs: list[Reference] = self.references.references
         backend = GanBackend(self.bundle, refs, self.device) if gan else WarpBackend(refs)
-        self.anonymizer = Anonymizer(camera, heatmap_net, backend, self.device)
-        self._planner()  # check the options against the references and domains now
+        return ModelPainter(Anonymizer(camera, heatmap_net, backend, self.device))
 
-    def _planner(self) -> StylePlanner:
+    def planner(self) -> StylePlanner | None:
+        if not self.references.references and not self.latent:
+            return None  # a painter of its own: no styles to choose
         try:
             return StylePlanner(
-                self.num_refs,
+                1,
                 self.seed,
                 num_references=len(self.references.references),
                 latent_dim=self.bundle.latent_dim if self.latent else None,
@@ -194,11 +234,9 @@ class AnonymizeJob:
 
     # -- provenance ------------------------------------------------------------------------------
     def _slot_record(self, slot: Slot) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "reference": str(self.references.references[slot.reference].path)
-            if slot.reference is not None
-            else None
-        }
+        record: dict[str, Any] = {}
+        if slot.reference is not None:
+            record["reference"] = str(self.references.references[slot.reference].path)
         if self.bundle is not None:
             record["domain"] = list(self.bundle.domains)[slot.domain] if slot.domain is not None else None
         if slot.latent is not None:
@@ -206,16 +244,19 @@ class AnonymizeJob:
         return record
 
     def settings(self) -> dict[str, Any]:
+        models = self.models
         return {
-            "backend": self.models.backend,
-            "lens": self.models.lens,
-            "heatmap": str(self.models.heatmap),
-            "generator": str(self.models.generator) if self.models.generator else "warp",
+            "backend": models.backend if models is not None else "custom",
+            "lens": models.lens if models is not None else None,
+            "heatmap": str(models.heatmap) if models is not None else None,
+            "generator": (str(models.generator) if models.generator else "warp")
+            if models is not None
+            else None,
             "size": self.size,
-            "num_refs": self.num_refs,
             "seed": self.seed,
             "latent": self.latent,
             "domain": self.domain,
+            **self.settings_extra,
             "references_used": [str(r.path) for r in self.references.references],
             "references_skipped": [[str(p), reason] for p, reason in self.references.skipped],
         }
@@ -228,43 +269,33 @@ class AnonymizeJob:
         source, out = Path(source), Path(out)
         inputs = list_inputs(source, exclude=out)
         root = source if source.is_dir() else source.parent
-        names = [path.relative_to(root).with_suffix("") for path in inputs]
+        names = [output_name(path.relative_to(root)) for path in inputs]
         clashes = sorted({str(n) for n in names if names.count(n) > 1})
         if clashes:
-            raise AnonymizeError(
-                f"inputs that differ only in their suffix would overwrite each other's outputs: {clashes}"
-            )
-        videos = {p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES}
-        total = len(inputs) - len(videos)
-        infos = {}
+            raise AnonymizeError(f"inputs that would be written to the same output file: {clashes}")
         report = AnonymizeReport(skipped_references=list(self.references.skipped))
-        for path in sorted(videos):
-            try:
-                infos[path] = video_info(path)
-                total += infos[path].frame_count
-            except ImageFileError as error:
-                report.skipped.append((path, str(error)))
-        planner = self._planner()
+        planner = self.planner()
         records: list[dict[str, Any]] = []
-        bar = tqdm(total=total, unit="img", disable=not progress, desc="anonymize")
+        bar = tqdm(total=len(inputs), unit="file", disable=not progress, desc="anonymize")
+        batch: list[tuple[Path, Path, Photo]] = []
         try:
-            batch: list[tuple[Path, Path, torch.Tensor, list[Slot]]] = []
             for path, name in zip(inputs, names, strict=True):
-                if path in videos:
-                    if path in infos:
-                        self._flush(batch, out, report, records, bar)
-                        self._video(path, name, infos[path], planner.next(), out, report, records, bar)
+                if path.suffix.lower() in VIDEO_SUFFIXES:
+                    self._flush(batch, out, planner, report, records)
+                    self._video(path, out, name, planner, report, records)
+                    bar.update(1)
                     continue
                 try:
-                    image = load_image(path, self.size)
+                    batch.append((path, out / name, read_photo(path)))
                 except ImageFileError as error:
                     report.skipped.append((path, str(error)))
                     bar.update(1)
                     continue
-                batch.append((path, name, image, planner.next()))
-                if len(batch) == self.batch_size:
-                    self._flush(batch, out, report, records, bar)
-            self._flush(batch, out, report, records, bar)
+                if len(batch) == PHOTOS_PER_BATCH:
+                    bar.update(len(batch))
+                    self._flush(batch, out, planner, report, records)
+            bar.update(len(batch))
+            self._flush(batch, out, planner, report, records)
         finally:
             bar.close()
         manifest = {
@@ -272,79 +303,112 @@ class AnonymizeJob:
             "inputs": records,
             "skipped_inputs": [[str(p), reason] for p, reason in report.skipped],
         }
-        if report.done:
+        if records:
             report.manifest = atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
         return report
 
-    def _flush(self, batch, out: Path, report: AnonymizeReport, records: list, bar) -> None:
+    def next_slot(self, planner: StylePlanner | None) -> Slot | None:
+        return planner.next()[0] if planner is not None else None
+
+    def _flush(self, batch, out: Path, planner, report: AnonymizeReport, records: list) -> None:
         if not batch:
             return
-        scenes = torch.stack([image for _, _, image, _ in batch])
-        result: AnonymizedBatch = self.anonymizer.run(scenes, [slots for *_, slots in batch])
-        for i, (path, name, _, slots) in enumerate(batch):
-            capture = _save_png(result.captures[i], out / "captures" / f"{name}.png")
-            picture = heatmap_image(result.heatmaps[i], result.landmarks[i], self.size)
-            heatmap = _save_png(picture, out / "heatmaps" / f"{name}.png")
-            faces = [
-                _save_png(result.faces[i, k], out / "anonymized" / f"{name}_{k}.png")
-                for k in range(len(slots))
-            ]
-            report.outputs += [capture, heatmap, *faces]
+        frames = [photo.rgb for _, _, photo in batch]
+        faces = [self.pipeline.find(frame) for frame in frames]
+        slots = [[self.next_slot(planner) for _ in found] for found in faces]
+        results = self.pipeline.process(frames, faces, slots)
+        for (path, target, photo), face_records in zip(batch, results, strict=True):
+            height, width = photo.rgb.shape[:2]
+            record: dict[str, Any] = {
+                "input": str(path),
+                "kind": "photo",
+                "size": [width, height],
+                "exif_rotated": photo.rotated,
+            }
+            if not face_records:
+                notice = f"{path}: no face found"
+                if self.skip_no_face:
+                    record["output"] = None
+                    record["notice"] = "no face found; left out (--skip-no-face)"
+                    report.notices.append(f"{notice}; left out (--skip-no-face)")
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, target)
+                    record["output"] = target.relative_to(out).as_posix()
+                    record["notice"] = "no face found; copied unchanged"
+                    report.notices.append(f"{notice}; copied unchanged")
+                    report.outputs.append(target)
+            else:
+                write_photo(photo, photo.rgb, target)
+                record["output"] = target.relative_to(out).as_posix()
+                report.outputs.append(target)
+            record["faces"] = [face.to_json() for face in face_records]
+            self._count(face_records, report, path)
             report.done.append(path)
-            records.append(self._record(path, out, capture, heatmap, faces, slots))
-            bar.update(1)
+            records.append(record)
         batch.clear()
 
-    def _record(self, path, out, capture, heatmap, faces, slots, **extra) -> dict[str, Any]:
-        return {
-            "input": str(path),
-            "capture": capture.relative_to(out).as_posix(),
-            "heatmap": heatmap.relative_to(out).as_posix(),
-            "faces": [
-                {"file": face.relative_to(out).as_posix(), **self._slot_record(slot)}
-                for face, slot in zip(faces, slots, strict=True)
-            ],
-            **extra,
-        }
+    def _count(self, face_records, report: AnonymizeReport, path: Path) -> None:
+        for face in face_records:
+            if face.action == PIXELATED:
+                report.pixelated += 1
+            else:
+                report.replaced += 1
 
-    def _video(self, path, name, info, slots: list[Slot], out, report, records, bar) -> None:
-        """One clip, streamed in batches of frames; the same ``slots`` for every frame."""
-        targets = {
-            "capture": out / "captures" / f"{name}{VIDEO_OUT_SUFFIX}",
-            "heatmap": out / "heatmaps" / f"{name}{VIDEO_OUT_SUFFIX}",
-            **{k: out / "anonymized" / f"{name}_{k}{VIDEO_OUT_SUFFIX}" for k in range(len(slots))},
-        }
-        if not info.fps_known:
-            self.log(f"{path}: frame rate unknown, writing {info.fps:g} fps")
-        sinks: dict[Any, VideoSink] = {}
+    def _video(
+        self, path: Path, out: Path, name: Path, planner, report: AnonymizeReport, records: list
+    ) -> None:
+        """One clip, streamed in chunks of frames; one style per track."""
+        target = out / name
         try:
-            for key, target in targets.items():
-                sinks[key] = VideoSink(target, info.fps, self.size)
-            for frames in iter_frame_batches(path, self.size, self.batch_size):
-                result = self.anonymizer.run(frames, [slots] * len(frames))
-                sinks["capture"].write(result.captures)
-                sinks["heatmap"].write(
-                    torch.stack(
-                        [
-                            heatmap_image(h, p, self.size)
-                            for h, p in zip(result.heatmaps, result.landmarks, strict=True)
-                        ]
-                    )
-                )
-                for k in range(len(slots)):
-                    sinks[k].write(result.faces[:, k])
-                bar.update(len(frames))
+            info = video_info(path)
+        except ImageFileError as error:
+            report.skipped.append((path, str(error)))
+            return
+        if not info.fps_known:
+            report.notices.append(f"{path}: frame rate unknown, writing {info.fps:g} fps")
+        stream = FrameStream(
+            self.pipeline, lambda: self.next_slot(planner), self.detect_every, self.smoothing
+        )
+        sink = FrameSink(target, info.fps, info.width, info.height)
+        chunk: list = []
+        try:
+            for frame in iter_frames(path):
+                chunk.append(frame)
+                if len(chunk) == self.batch_size:
+                    self._write_chunk(stream, chunk, sink)
+            self._write_chunk(stream, chunk, sink)
         except BaseException:
-            for sink in sinks.values():
-                sink.abort()
+            sink.abort()
             raise
-        count = sinks["capture"].frames
-        written = {key: sink.finish() for key, sink in sinks.items()}
-        faces = [written[k] for k in range(len(slots))]
-        report.outputs += list(written.values())
+        count = sink.frames
+        sink.finish()
+        audio = mux_audio(target, path)
+        if not audio:
+            report.notices.append(f"{path}: audio (if any) dropped: ffmpeg is not installed")
+        tracks = [summary.to_json() for summary in stream.summaries.values()]
+        report.replaced += sum(t["replaced"] for t in tracks)
+        report.pixelated += sum(t["pixelated"] for t in tracks) + stream.untracked
+        report.outputs.append(target)
         report.done.append(path)
         records.append(
-            self._record(
-                path, out, written["capture"], written["heatmap"], faces, slots, frames=count, fps=info.fps
-            )
+            {
+                "input": str(path),
+                "kind": "video",
+                "output": target.relative_to(out).as_posix(),
+                "size": [info.width, info.height],
+                "fps": info.fps,
+                "frames": count,
+                "audio": "kept" if audio else "dropped",
+                "tracks": tracks,
+                "untracked_faces_pixelated": stream.untracked,
+            }
         )
+
+    def _write_chunk(self, stream: FrameStream, chunk: list, sink: FrameSink) -> None:
+        if not chunk:
+            return
+        stream.push(chunk)
+        for frame in chunk:
+            sink.write(frame)
+        chunk.clear()

@@ -8,6 +8,11 @@ Run folders:
   trained with) plus ``generator.safetensors`` (a generator bundle: G, S, F, domains).
 
 Explicit ``lens`` / ``heatmap`` / ``generator`` arguments override the files of a run folder.
+Without a run folder or files, the default models shipped with privlens
+(:mod:`privlens.models`: lens and U) are used, with the warp backend.
+
+Sizes: the lens file, U and the generator each record the image side they were trained at;
+models of different sizes are refused with every size named (:func:`model_sizes`).
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ def resolve_models(
                     "training-free backend, or use a Stage II run folder"
                 )
             generator = str(run / GENERATOR_FILE)
+    if run is None and lens is None and heatmap is None and generator in (None, WARP):
+        return shipped_models()
     missing = [
         name
         for name, value in (("--lens", lens), ("--heatmap", heatmap), ("--generator", generator))
@@ -77,6 +84,39 @@ def resolve_models(
     if generator != WARP and not Path(generator).is_file():
         raise AnonymizeError(f"generator file not found: {generator} (or use --generator warp)")
     return ModelPaths(str(lens), Path(heatmap), None if generator == WARP else Path(generator))
+
+
+def shipped_models() -> ModelPaths:
+    """The shipped default lens and U (:mod:`privlens.models`) with the warp backend."""
+    from privlens.models import ModelFileError, shipped_path
+
+    try:
+        return ModelPaths(str(shipped_path("lens")), shipped_path("heatmap"), None)
+    except (ModelFileError, ValueError) as error:
+        raise AnonymizeError(f"no models given (--run, or --lens and --heatmap) and {error}") from error
+
+
+def heatmap_size(path: Path) -> int | None:
+    """The image side U's file says it was trained at (``None`` for older files)."""
+    from privlens.models.heatmap import load_heatmap_model
+
+    try:
+        return load_heatmap_model(path).image_size
+    except ValueError as error:
+        raise AnonymizeError(str(error)) from error
+
+
+def model_sizes(models: ModelPaths, generator_size: int | None = None) -> int | None:
+    """The one image size of ``models`` (``None`` if none of them says); :class:`AnonymizeError`
+    naming each model and its size when they differ (e.g. a 64 px U with a 256 px generator)."""
+    from privlens.models import ModelSizeError, check_same_size
+
+    try:
+        return check_same_size(
+            lens=lens_size(models.lens), heatmap=heatmap_size(models.heatmap), generator=generator_size
+        )
+    except ModelSizeError as error:
+        raise AnonymizeError(str(error)) from error
 
 
 def load_generator(path: Path, device: torch.device | str = "cpu") -> Any:

@@ -1,7 +1,13 @@
-"""Video files in and out (OpenCV), frame by frame, as float RGB ``[3, S, S]`` tensors in [0, 1].
+"""Video files in and out (OpenCV), streamed frame by frame.
 
-Frames are centre-cropped to a square and resized like images. Output videos are written with
-the ``mp4v`` codec for ``.mp4`` (``MJPG`` for ``.avi``) at the input's frame rate.
+* :func:`iter_frames` / :class:`FrameSink`: full-resolution ``H x W x 3`` uint8 RGB frames (the
+  full-frame pipeline); memory holds one frame, whatever the clip's length.
+* :func:`iter_frame_batches` / :class:`VideoSink`: square float RGB ``[3, S, S]`` tensors in
+  [0, 1] (frames centre-cropped and resized like images).
+
+Output videos are written with the ``mp4v`` codec for ``.mp4`` (``MJPG`` for ``.avi``) at the
+input's frame rate. OpenCV writes no audio: :func:`mux_audio` copies the source's audio track
+with ffmpeg when it is installed.
 """
 
 from __future__ import annotations
@@ -79,6 +85,89 @@ def iter_frame_batches(path: str | Path, size: int, batch_size: int) -> Iterator
         capture.release()
     if batch:
         yield torch.stack(batch)
+
+
+def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Every frame of a video as an ``H x W x 3`` uint8 RGB array, in order."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if frame.ndim == 2:
+                frame = np.repeat(frame[..., None], 3, axis=2)
+            yield np.ascontiguousarray(frame[..., ::-1])  # BGR -> RGB
+    finally:
+        capture.release()
+
+
+class FrameSink:
+    """A video being written at full size: ``write(H x W x 3 uint8 RGB)``, then ``finish()``.
+
+    Frames go to a hidden partial file beside ``path``; ``finish()`` renames it onto ``path`` and
+    ``abort()`` deletes it, so an interrupted job never leaves a truncated video behind.
+    """
+
+    def __init__(self, path: str | Path, fps: float, width: int, height: int) -> None:
+        import cv2
+
+        self.path = Path(path)
+        codec = CODECS.get(self.path.suffix.lower())
+        if codec is None:
+            raise ValueError(f"output videos must be {' or '.join(CODECS)}, got {self.path.name}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.size = (width, height)
+        self.frames = 0
+        fourcc = cv2.VideoWriter_fourcc(*codec)
+        self.writer = cv2.VideoWriter(str(self.partial), fourcc, fps, (width, height))
+        if not self.writer.isOpened():
+            self.partial.unlink(missing_ok=True)
+            raise OSError(f"OpenCV cannot write {self.path} with the {codec} codec")
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape[1::-1] != self.size:
+            raise ValueError(
+                f"frame of {frame.shape[1]}x{frame.shape[0]} in a {self.size[0]}x{self.size[1]} video"
+            )
+        self.writer.write(np.ascontiguousarray(frame[..., ::-1]))  # RGB -> BGR
+        self.frames += 1
+
+    def finish(self) -> Path:
+        self.writer.release()
+        self.partial.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self.writer.release()
+        self.partial.unlink(missing_ok=True)
+
+
+def mux_audio(video: Path, source: Path) -> bool:
+    """Copy ``source``'s audio track (if any) into ``video`` with ffmpeg; ``False`` (nothing
+    changed) when ffmpeg is not installed or fails."""
+    import shutil
+    import subprocess
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return False
+    muxed = video.with_name(f".{video.stem}.audio{video.suffix}")
+    command = [ffmpeg, "-v", "error", "-y", "-i", str(video), "-i", str(source)]
+    command += ["-map", "0:v:0", "-map", "1:a?", "-c:v", "copy", "-c:a", "aac", "-shortest", str(muxed)]
+    try:
+        done = subprocess.run(command, capture_output=True, check=False, timeout=3600)
+    except (OSError, subprocess.SubprocessError):
+        muxed.unlink(missing_ok=True)
+        return False
+    if done.returncode != 0 or not muxed.is_file():
+        muxed.unlink(missing_ok=True)
+        return False
+    muxed.replace(video)
+    return True
 
 
 class VideoSink:

@@ -4,6 +4,10 @@ Boxes are ``(x0, y0, x1, y1)`` in pixels of the input image (x to the right, y d
 top-left pixel's centre), as each detector reports them: dlib's corners are integer and inclusive,
 MTCNN's are floats. ``score`` is the detector's own confidence (HOG: SVM margin, CNN: mmod
 confidence, MTCNN: probability); compare scores within one detector only.
+
+Large photos are detected on a shrunk copy (``max_side``: the longer side after shrinking, area
+averaging) and the boxes and points are mapped back to the input's pixels; ``min_face`` drops
+faces whose box is narrower than that many input pixels.
 """
 
 from __future__ import annotations
@@ -42,17 +46,47 @@ class Face:
 
 
 def detect_faces(
-    image: torch.Tensor | np.ndarray, detector: str = "dlib", upsample: int | None = None
+    image: torch.Tensor | np.ndarray,
+    detector: str = "dlib",
+    upsample: int | None = None,
+    min_face: float = 0.0,
+    max_side: int | None = None,
 ) -> list[Face]:
     """Every face in one image, best score first.
 
     ``image``: ``[3, H, W]`` float in [0, 1] or ``H x W x 3`` uint8 RGB. ``upsample`` (dlib only):
     how many times the image is doubled before detection; default 1 for HOG (faces from about
-    40 px), 0 for the CNN (slow on large images).
+    40 px), 0 for the CNN (slow on large images). ``min_face``: smallest box width kept, input
+    pixels. ``max_side``: detect on a copy shrunk so that its longer side is at most this
+    (``None``: full size); boxes and points come back in input pixels.
     """
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}; expected one of {', '.join(DETECTORS)}")
+    if max_side is not None and max_side < 32:
+        raise ValueError(f"max_side must be at least 32 px, got {max_side}")
     array = to_uint8_rgb(image)
+    scale = 1.0
+    if max_side is not None and max(array.shape[:2]) > max_side:
+        import cv2
+
+        scale = max_side / max(array.shape[:2])
+        small = (max(1, round(array.shape[1] * scale)), max(1, round(array.shape[0] * scale)))
+        array = cv2.resize(array, small, interpolation=cv2.INTER_AREA)
+    faces = _detect(array, detector, upsample)
+    if scale != 1.0:
+        faces = [_rescale(face, scale) for face in faces]
+    faces = [face for face in faces if face.width >= min_face]
+    return sorted(faces, key=lambda face: -face.score)
+
+
+def _rescale(face: Face, scale: float) -> Face:
+    """Map a face found on a copy shrunk by ``scale`` back to the input's pixel centres."""
+    box = tuple(float((v + 0.5) / scale - 0.5) for v in face.box)
+    points = None if face.points5 is None else (face.points5 + 0.5) / scale - 0.5
+    return Face(box, face.score, face.detector, points)  # type: ignore[arg-type]
+
+
+def _detect(array: np.ndarray, detector: str, upsample: int | None) -> list[Face]:
     if detector == "dlib":
         rects, scores, _ = models.hog_detector().run(array, 1 if upsample is None else upsample, 0.0)
         faces = [
@@ -71,7 +105,7 @@ def detect_faces(
         ]
     else:
         faces = _mtcnn_faces(array)
-    return sorted(faces, key=lambda face: -face.score)
+    return faces
 
 
 def _mtcnn_faces(array: np.ndarray) -> list[Face]:

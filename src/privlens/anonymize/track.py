@@ -1,0 +1,156 @@
+"""Faces followed across video frames: one track per person, smoothed landmarks.
+
+Detection runs every ``k`` frames (:class:`privlens.anonymize.frames.FaceFinder`); in between, each
+track is followed by running dlib's 68-point shape predictor in the box derived from its previous
+landmarks. On a detection frame, detections are matched to tracks by box overlap (IoU, greedy,
+best first); an unmatched detection starts a new track (new id, new identity), and a track that
+no detection matches for ``max_missed`` detection rounds ends.
+
+Smoothing: each track's landmarks are an exponential moving average of the raw ones,
+``s ← s + a (raw − s)``, with ``a`` growing from ``alpha`` to 1 as the motion between frames grows
+(fast motion is followed at once, small jitter is averaged away).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from privlens.anonymize.frames import FoundFace, points
+
+Box = tuple[float, float, float, float]
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def landmark_box(landmarks: np.ndarray) -> Box:
+    """The bounding box of ``[68, 2]`` landmarks."""
+    x0, y0 = landmarks.min(0)
+    x1, y1 = landmarks.max(0)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+def match(boxes_a: list[Box], boxes_b: list[Box], threshold: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of two box lists by IoU (best pair first), pairs above
+    ``threshold`` only: ``[(index in a, index in b), ...]``."""
+    pairs = sorted(
+        ((iou(a, b), i, j) for i, a in enumerate(boxes_a) for j, b in enumerate(boxes_b)),
+        reverse=True,
+    )
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    matched = []
+    for value, i, j in pairs:
+        if value < threshold:
+            break
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        matched.append((i, j))
+    return matched
+
+
+@dataclass
+class Track:
+    """One followed face: its ``id``, smoothed ``landmarks``, the detector box relative to the
+    landmark box (``offset``, fractions of the landmark box's size), and rounds ``missed``."""
+
+    id: int
+    landmarks: np.ndarray
+    offset: np.ndarray
+    score: float
+    missed: int = 0
+    frames: list[int] = field(default_factory=list)
+
+    @property
+    def box(self) -> Box:
+        x0, y0, x1, y1 = landmark_box(self.landmarks)
+        size = np.array([x1 - x0, y1 - y0, x1 - x0, y1 - y0])
+        return tuple(float(v) for v in np.array([x0, y0, x1, y1]) + self.offset * size)  # type: ignore[return-value]
+
+
+def _offset(box: Box, landmarks: np.ndarray) -> np.ndarray:
+    x0, y0, x1, y1 = landmark_box(landmarks)
+    size = np.array([x1 - x0, y1 - y0, x1 - x0, y1 - y0])
+    return (np.array(box) - np.array([x0, y0, x1, y1])) / np.maximum(size, 1e-6)
+
+
+class Tracker:
+    """Tracks faces across consecutive frames (see the module notes).
+
+    Args:
+        threshold: smallest IoU for a detection to continue a track.
+        max_missed: detection rounds a track survives without a matching detection.
+        alpha: smoothing weight of a still face (1: no smoothing).
+        landmarks: ``(frame, box) -> [68, 2] or None`` (dlib's shape predictor by default).
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.3,
+        max_missed: int = 1,
+        alpha: float = 0.5,
+        landmarks: Callable[[np.ndarray, Box], np.ndarray | None] = points,
+    ) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
+        self.threshold, self.max_missed, self.alpha = threshold, max_missed, alpha
+        self.landmarks = landmarks
+        self.tracks: list[Track] = []
+        self.next_id = 0
+        self.frame = -1
+
+    def _smooth(self, track: Track, raw: np.ndarray) -> None:
+        size = max(np.ptp(track.landmarks[:, 0]), 1.0)
+        motion = float(np.abs(raw - track.landmarks).mean()) / size
+        weight = min(1.0, self.alpha + 10.0 * motion)
+        track.landmarks = track.landmarks + weight * (raw - track.landmarks)
+
+    def _faces(self) -> list[FoundFace]:
+        for track in self.tracks:
+            track.frames.append(self.frame)
+        return [FoundFace(t.box, t.score, t.landmarks.copy(), t.id) for t in self.tracks]
+
+    def update(self, detections: list[FoundFace]) -> list[FoundFace]:
+        """A detection frame: match, start and end tracks; the faces of this frame, with ids."""
+        self.frame += 1
+        usable = [d for d in detections if d.landmarks is not None]
+        pairs = match([t.box for t in self.tracks], [d.box for d in usable], self.threshold)
+        matched_tracks = {i for i, _ in pairs}
+        matched_detections = {j for _, j in pairs}
+        for i, j in pairs:
+            track, found = self.tracks[i], usable[j]
+            self._smooth(track, found.landmarks)
+            track.offset, track.score, track.missed = _offset(found.box, found.landmarks), found.score, 0
+        for i, track in enumerate(self.tracks):
+            if i not in matched_tracks:
+                track.missed += 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
+        for j, found in enumerate(usable):
+            if j not in matched_detections:
+                offset = _offset(found.box, found.landmarks)
+                self.tracks.append(Track(self.next_id, found.landmarks.copy(), offset, found.score))
+                self.next_id += 1
+        faces = self._faces()
+        # a detection without landmarks is still a face: it is reported (and pixelated), untracked
+        faces += [d for d in detections if d.landmarks is None]
+        return faces
+
+    def follow(self, frame: np.ndarray) -> list[FoundFace]:
+        """A frame between detections: each track's landmarks found again near its last place."""
+        self.frame += 1
+        for track in self.tracks:
+            raw = self.landmarks(frame, track.box)
+            if raw is not None:
+                self._smooth(track, raw)
+        return self._faces()
