@@ -40,7 +40,7 @@ from privlens.anonymize.models import (
     load_heatmap,
     model_sizes,
 )
-from privlens.anonymize.photos import Photo, read_photo, write_photo
+from privlens.data.photos import Photo, read_photo, write_photo
 from privlens.anonymize.pipeline import AnonymizeError, Anonymizer, GanBackend, WarpBackend
 from privlens.anonymize.references import Reference, ReferenceSet, Slot, StylePlanner, load_references
 from privlens.anonymize.stream import FrameStream
