@@ -21,13 +21,13 @@ def test_prepare_aligns_faces_and_reports_the_rest(face_tree, tmp_path):
     table = read_landmarks_csv(dst / "landmarks.csv")
     names = {name.split("/", 1)[1] for name in table}
     assert names == {
-        "female/astronaut.png",
-        "male/lfw000.png",
-        "male/lfw001_grey.png",
-        "female/lfw002_rgba.png",
+        "female/astronaut_0.png",
+        "male/lfw000_0.png",
+        "male/lfw001_grey_0.png",
+        "female/lfw002_rgba_0.png",
     }
     for name, (split, source, points) in table.items():
-        assert name == f"{split}/{source.rsplit('.', 1)[0]}.png" and split == split_of(source, 0.5)
+        assert name == f"{split}/{source.rsplit('.', 1)[0]}_0.png" and split == split_of(source, 0.5)
         image = load_image(dst / name)
         assert image.shape == (3, 64, 64)
         right, left = eye_centres(points)
@@ -39,7 +39,7 @@ def test_prepare_aligns_faces_and_reports_the_rest(face_tree, tmp_path):
     big_name = next(n for n in big_table if "astronaut" in n)
     _, again = face_landmarks(load_image(tmp_path / "big" / big_name))
     assert np.abs(again - big_table[big_name][2]).mean() < 2.0
-    assert big.train + big.val == 2 and astro_name.endswith("astronaut.png")
+    assert big.train + big.val == 2 and astro_name.endswith("astronaut_0.png")  # not the suit (HOG 0.12)
     assert (dst / "skipped.txt").read_text().count("\n") == 3
 
 
@@ -88,3 +88,68 @@ def test_output_inside_the_source_is_not_read_back(tmp_path):
     second = prepare_faces(tmp_path, tmp_path / "prepared", size=32, progress=False)
     assert first.processed == 1 and second.processed == 0 and second.resumed == 1
     assert second.train + second.val == 1
+
+
+def group_photo() -> np.ndarray:
+    """Four LFW faces on a 560 x 300 canvas, the last one cut by the right border (a third of it)."""
+    import cv2
+
+    from privlens.data.samples import lfw_faces
+
+    faces = (lfw_faces().numpy().transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+    canvas = np.full((300, 560, 3), 110, np.uint8)
+    for k, (x, side) in enumerate(((10, 150), (170, 130), (320, 110))):
+        canvas[40 : 40 + side, x : x + side] = cv2.resize(faces[k + 1], (side, side))
+    canvas[60:260, 430:560] = cv2.resize(faces[5], (200, 200))[:, :130]
+    return canvas
+
+
+def test_every_face_of_a_group_photo_one_file_each(tmp_path):
+    from PIL import Image
+
+    from privlens.faces import detect_faces
+
+    (tmp_path / "src").mkdir()
+    Image.fromarray(group_photo()).save(tmp_path / "src" / "group.png")
+    report = prepare_faces(tmp_path / "src", tmp_path / "out", size=64, detector="mtcnn", progress=False)
+    table = read_landmarks_csv(tmp_path / "out" / "landmarks.csv")
+    names = sorted(name.split("/", 1)[1] for name in table)
+    assert names == ["group_0.png", "group_1.png", "group_2.png", "group_3.png"]
+    assert report.train + report.val == 4 and {source for _, source, _ in table.values()} == {"group.png"}
+    # left to right: the first crop is the widest face on the left
+    boxes = [
+        json.loads(line) for line in (tmp_path / "out" / ".prepare-journal.jsonl").read_text().splitlines()
+    ]
+    xs = [face["box"][0] for face in boxes[0]["faces"]]
+    assert xs == sorted(xs)
+    # the face cut by the border: beyond it the crop repeats the edge, so no second (mirrored) face
+    last = next(name for name in table if name.endswith("group_3.png"))
+    crop = (load_image(tmp_path / "out" / last).numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    assert len(detect_faces(crop, "mtcnn")) == 1
+
+    limited = prepare_faces(
+        tmp_path / "src", tmp_path / "two", size=32, detector="mtcnn", max_faces=2, progress=False
+    )
+    assert limited.train + limited.val == 2 and limited.faces_left_out == 2
+    widths = sorted(face["box"][2] - face["box"][0] for face in boxes[0]["faces"])
+    threshold = (widths[1] + widths[2]) / 2
+    small = prepare_faces(
+        tmp_path / "src", tmp_path / "wide", size=32, detector="mtcnn", min_face=threshold, progress=False
+    )
+    assert small.train + small.val == 2  # the two faces wider than the threshold
+
+
+def test_exif_rotated_photo_is_read_upright(tmp_path, astro):
+    from PIL import Image
+
+    array = (astro.numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    sideways = Image.fromarray(array).transpose(Image.Transpose.ROTATE_90)
+    exif = sideways.getexif()
+    exif[0x0112] = 6
+    (tmp_path / "src").mkdir()
+    sideways.save(tmp_path / "src" / "phone.jpg", exif=exif, quality=95)
+    report = prepare_faces(tmp_path / "src", tmp_path / "out", size=64, detector="mtcnn", progress=False)
+    assert report.train + report.val == 1 and not report.skipped
+    ((split, _, points),) = read_landmarks_csv(tmp_path / "out" / "landmarks.csv").values()
+    right, left = eye_centres(points)
+    assert abs(left[1] - right[1]) < 1.0 and right[0] < left[0]

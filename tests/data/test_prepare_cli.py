@@ -30,6 +30,7 @@ def test_cli_prepare_user_errors(face_tree, tmp_path):
         (["data", "prepare", str(tmp_path / "missing"), str(tmp_path / "o")], "not a folder"),
         (["data", "prepare", str(face_tree), str(tmp_path / "o"), "--detector", "haar"], "--detector"),
         (["data", "prepare", str(face_tree), str(tmp_path / "o"), "--size", "4"], "--size"),
+        (["data", "prepare", str(face_tree), str(tmp_path / "o"), "--max-faces", "0"], "--max-faces"),
     ]
     for arguments, message in cases:
         result = runner.invoke(app, arguments)

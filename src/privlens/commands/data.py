@@ -21,10 +21,15 @@ def prepare(
     dst: Path = typer.Argument(..., help="Output folder (train/, val/, landmarks.csv, skipped.txt)."),
     size: int = typer.Option(256, help="Side of the aligned square crops, pixels."),
     detector: str = typer.Option("dlib", help=f"Face detector: {', '.join(DETECTORS)}."),
-    val_fraction: float = typer.Option(0.1, help="Fraction of files put in val/ (stable by name)."),
+    val_fraction: float = typer.Option(0.1, help="Fraction of photos put in val/ (stable by name)."),
+    min_face: float = typer.Option(32.0, "--min-face", help="Smallest face kept, box width in pixels."),
+    max_faces: int | None = typer.Option(
+        None, "--max-faces", help="At most this many faces per photo, the widest (default: all)."
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Detect, align (FFHQ-style, eyes level), crop and resize every face; resumable."""
+    """Detect, align (FFHQ-style, eyes level), crop and resize every face (one file per face,
+    <photo>_<k>.png, left to right); EXIF orientation applied; resumable."""
     from privlens.commands.common import fail
     from privlens.data.images import ImageFileError
     from privlens.data.prepare import prepare_faces
@@ -33,12 +38,20 @@ def prepare(
         fail(f"--detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
     if size < 8:
         fail(f"--size must be at least 8, got {size}")
+    if min_face < 0:
+        fail(f"--min-face must be non-negative, got {min_face:g}")
+    if max_faces is not None and max_faces < 1:
+        fail(f"--max-faces must be at least 1, got {max_faces}")
     try:
-        report = prepare_faces(src, dst, size, detector, val_fraction, progress)
+        report = prepare_faces(src, dst, size, detector, val_fraction, progress, min_face, max_faces)
     except (ImageFileError, ValueError) as error:
         fail(str(error))
     for path, reason in report.skipped:
         err_console.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}", highlight=False)
+    if report.faces_left_out:
+        err_console.print(
+            f"[yellow]{report.faces_left_out} face(s) left out by --max-faces {max_faces}[/]", highlight=False
+        )
     console.print(
         f"{report.train + report.val} face(s) in {dst} (train {report.train}, val {report.val}); "
         f"{report.processed} processed now, {report.resumed} done before, {len(report.skipped)} skipped "

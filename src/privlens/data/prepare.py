@@ -1,17 +1,23 @@
 """``privlens data prepare``: turn a folder of photos into an aligned face dataset.
 
-For every image below ``src``: detect the best face, take dlib's 68 landmarks, align it FFHQ-style
-(eyes level, see :mod:`privlens.faces.align`), resize to ``size`` and write a PNG. Output layout::
+For every image below ``src`` (read upright: EXIF orientation applied): detect every face at
+least ``min_face`` pixels wide (the ``max_faces`` widest when there are more; with dlib's HOG
+detector, faces beyond the best need a score of :data:`HOG_EXTRA_MIN_SCORE`), take dlib's 68
+landmarks of each, align it FFHQ-style (eyes level, see :mod:`privlens.faces.align`; beyond the
+photo's border the edge pixels are repeated, never mirrored, so no "ghost" face appears), resize to
+``size`` and write one PNG per face, numbered left to right. Output layout::
 
-    dst/train/<relative path>.png     aligned faces (sub-folders of src are kept: they are domains)
-    dst/val/<relative path>.png
+    dst/train/<relative path>_<k>.png aligned face k of a photo (sub-folders of src are kept: they
+                                      are domains)
+    dst/val/<relative path>_<k>.png
     dst/landmarks.csv                 file,split,source,x0,y0,...,x67,y67 (aligned-PNG pixels)
     dst/skipped.txt                   <source file><TAB><reason>, for images left out
     dst/prepare.json                  the settings of the run
     dst/.prepare-journal.jsonl        one line per processed source file (for resuming)
 
-The split is a stable hash of the relative path (about ``val_fraction`` of the files go to ``val``),
-so a re-run puts every file in the same split. Re-running with the same settings resumes: files in
+The split is a stable hash of the photo's relative path (about ``val_fraction`` of the photos go
+to ``val``; all faces of a photo go to the same split), so a re-run puts every file in the same
+split. Re-running with the same settings resumes: files in
 the journal whose output exists are not processed again.
 """
 
@@ -28,12 +34,16 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from privlens.data.images import ImageFileError, list_images, load_image
+from privlens.data.images import ImageFileError, list_images
 from privlens.faces.align import align_face
-from privlens.faces.landmarks import face_landmarks
+from privlens.faces.detect import detect_faces
+from privlens.faces.landmarks import landmarks68
 from privlens.files import atomic_path, atomic_write_text
 
 JOURNAL = ".prepare-journal.jsonl"
+HOG_EXTRA_MIN_SCORE = 0.3
+"""dlib's HOG detector: faces beyond the best one need this SVM score (its weak detections on a
+portrait are mostly clothing or background; the best face is kept at any score)."""
 SETTINGS = "prepare.json"
 
 
@@ -44,6 +54,7 @@ class PrepareReport:
     dst: Path
     processed: int = 0
     resumed: int = 0
+    faces_left_out: int = 0
     train: int = 0
     val: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -79,11 +90,19 @@ def prepare_faces(
     detector: str = "dlib",
     val_fraction: float = 0.1,
     progress: bool = True,
+    min_face: float = 32.0,
+    max_faces: int | None = None,
 ) -> PrepareReport:
-    """Detect, align, crop and resize every face image below ``src`` into ``dst`` (see module)."""
+    """Detect, align, crop and resize every face of the images below ``src`` into ``dst`` (see
+    module). ``min_face``: smallest face width kept (photo pixels); ``max_faces``: at most this
+    many faces per photo, the widest (``None``: all)."""
     src, dst = Path(src), Path(dst)
     if size < 8:
         raise ValueError(f"size must be at least 8, got {size}")
+    if min_face < 0:
+        raise ValueError(f"min_face must be non-negative, got {min_face}")
+    if max_faces is not None and max_faces < 1:
+        raise ValueError(f"max_faces must be at least 1, got {max_faces}")
     if not 0.0 <= val_fraction <= 1.0:
         raise ValueError(f"val_fraction must lie in [0, 1], got {val_fraction}")
     if not src.is_dir():
@@ -91,7 +110,9 @@ def prepare_faces(
     dst_resolved = dst.resolve()
     files = [p for p in list_images(src) if dst_resolved not in p.resolve().parents]
     dst.mkdir(parents=True, exist_ok=True)
-    _check_settings(dst, {"size": size, "detector": detector, "val_fraction": val_fraction})
+    settings = {"size": size, "detector": detector, "val_fraction": val_fraction}
+    settings |= {"min_face": min_face, "max_faces": max_faces, "layout": "one file per face"}
+    _check_settings(dst, settings)
 
     journal_path = dst / JOURNAL
     done: dict[str, dict] = {}
@@ -101,6 +122,8 @@ def prepare_faces(
                 entry = json.loads(line)
             except json.JSONDecodeError:  # a line cut short by a crash: that file is redone
                 continue
+            if entry.get("status") == "ok" and "faces" not in entry:
+                continue  # a journal line of the one-face-per-photo layout: redone
             done[entry["source"]] = entry
 
     report = PrepareReport(dst)
@@ -108,10 +131,12 @@ def prepare_faces(
         for path in tqdm(files, desc="prepare", unit="img", disable=not progress):
             relative = path.relative_to(src).as_posix()
             entry = done.get(relative)
-            if entry and (entry["status"] == "skipped" or (dst / entry["file"]).is_file()):
+            if entry and (
+                entry["status"] == "skipped" or all((dst / face["file"]).is_file() for face in entry["faces"])
+            ):
                 report.resumed += 1
                 continue
-            entry = _process(path, relative, dst, size, detector, val_fraction)
+            entry = _process(path, relative, dst, size, detector, val_fraction, min_face, max_faces)
             done[relative] = entry
             journal.write(json.dumps(entry) + "\n")
             journal.flush()
@@ -121,26 +146,48 @@ def prepare_faces(
     return report
 
 
-def _process(path: Path, relative: str, dst: Path, size: int, detector: str, val_fraction: float) -> dict:
+def _process(
+    path: Path,
+    relative: str,
+    dst: Path,
+    size: int,
+    detector: str,
+    val_fraction: float,
+    min_face: float,
+    max_faces: int | None,
+) -> dict:
+    from privlens.data.photos import read_photo
+
     try:
-        image = load_image(path)
+        image = read_photo(path).rgb
     except ImageFileError as error:
         return {"source": relative, "status": "skipped", "reason": f"unreadable: {error}"}
-    found = face_landmarks(image, detector)
-    if found is None:
+    faces = detect_faces(image, detector, min_face=min_face)
+    if detector == "dlib":
+        faces = faces[:1] + [face for face in faces[1:] if face.score >= HOG_EXTRA_MIN_SCORE]
+    if not faces:
         return {"source": relative, "status": "skipped", "reason": f"no face found ({detector})"}
-    aligned = align_face(image, found[1], size)
+    left_out = 0
+    if max_faces is not None and len(faces) > max_faces:
+        left_out = len(faces) - max_faces
+        faces = sorted(faces, key=lambda face: -face.width)[:max_faces]
+    faces = sorted(faces, key=lambda face: (face.box[0] + face.box[2]) / 2)  # left to right
     split = split_of(relative, val_fraction)
-    output = Path(split) / Path(relative).with_suffix(".png")
-    array = (aligned.image.numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
-    _write_png(array, dst / output)
-    return {
-        "source": relative,
-        "status": "ok",
-        "file": output.as_posix(),
-        "split": split,
-        "landmarks": np.round(aligned.landmarks, 3).tolist(),
-    }
+    stem = Path(split) / Path(relative).with_suffix("")
+    records = []
+    for index, face in enumerate(faces):
+        aligned = align_face(image, landmarks68(image, face), size)
+        output = stem.with_name(f"{stem.name}_{index}.png")
+        array = (aligned.image.numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+        _write_png(array, dst / output)
+        records.append(
+            {
+                "file": output.as_posix(),
+                "box": [round(float(v), 1) for v in face.box],
+                "landmarks": np.round(aligned.landmarks, 3).tolist(),
+            }
+        )
+    return {"source": relative, "status": "ok", "split": split, "faces": records, "left_out": left_out}
 
 
 def _write_outputs(dst: Path, entries: list[dict], report: PrepareReport) -> None:
@@ -150,10 +197,12 @@ def _write_outputs(dst: Path, entries: list[dict], report: PrepareReport) -> Non
     skipped = []
     for entry in entries:
         if entry["status"] == "ok":
-            coords = [f"{v:.3f}" for point in entry["landmarks"] for v in point]
-            writer.writerow([entry["file"], entry["split"], entry["source"], *coords])
-            report.train += entry["split"] == "train"
-            report.val += entry["split"] == "val"
+            for face in entry["faces"]:
+                coords = [f"{v:.3f}" for point in face["landmarks"] for v in point]
+                writer.writerow([face["file"], entry["split"], entry["source"], *coords])
+                report.train += entry["split"] == "train"
+                report.val += entry["split"] == "val"
+            report.faces_left_out += entry.get("left_out", 0)
         else:
             skipped.append((entry["source"], entry["reason"]))
     report.skipped = skipped
