@@ -7,13 +7,15 @@ have defaults and type hints (``int``, ``float``, ``bool``, ``str``, ``X | None`
     config = load_config(Stage1Config, "configs/stage1_tiny.yaml", ["optim.steps=10", "seed=3"])
 
 Every mistake raises :class:`ConfigError` naming the dotted key: unknown keys, values of the wrong
-type, malformed overrides, unreadable files. Override values are parsed as YAML scalars or flow
-sequences (``net.width=64``, ``camera.frozen_terms=[1,2,3]``, ``camera.init=null``).
+type (non-finite numbers such as ``.nan`` or ``.inf`` included), malformed overrides, unreadable
+files. Override values are parsed as YAML scalars or flow sequences (``net.width=64``,
+``camera.frozen_terms=[1,2,3]``, ``camera.init=null``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -85,6 +87,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -51,7 +51,7 @@ from privlens.train.distributed import (
 )
 from privlens.train.losses import Stage1Loss, heatmap_targets, stage1_loss
 from privlens.train.metrics import landmark_nme
-from privlens.train.runs import RunResult, append_metrics, check_data_root, trim_metrics
+from privlens.train.runs import RunResult, append_metrics, check_data_root, locked_run_folder, trim_metrics
 from privlens.train.stage1_config import Stage1Config
 
 Mode = Literal["heatmap", "optics", "lowres"]
@@ -279,7 +279,8 @@ def run_stage1(
     root = check_data_root(config)
     info = init_distributed(config.train.device)
     try:
-        return _run(mode, config, Path(run_dir), root, info, resume, stop_after)
+        with locked_run_folder(run_dir, info.is_main):  # one training per run folder
+            return _run(mode, config, Path(run_dir), root, info, resume, stop_after)
     finally:
         shutdown(info)
 
@@ -341,7 +342,7 @@ def _run(
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / CONFIG, f"# privlens train {mode}\n" + to_yaml(config))
-        writer = tblog.open_writer(run_dir / TENSORBOARD, True)
+        writer = tblog.open_writer(run_dir / TENSORBOARD, True, purge_step=start_step)
         trim_metrics(run_dir / METRICS, start_step)
 
     def validate(step: int) -> None:

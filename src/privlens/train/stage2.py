@@ -54,7 +54,7 @@ from privlens.train.distributed import (
     max_difference_across_ranks,
     shutdown,
 )
-from privlens.train.runs import RunResult, append_metrics, check_data_root, trim_metrics
+from privlens.train.runs import RunResult, append_metrics, check_data_root, locked_run_folder, trim_metrics
 from privlens.train.stage2_bundle import GENERATOR_FILE, save_generator_bundle
 from privlens.train.stage2_config import Stage2Config
 from privlens.train.stage2_data import Stage2Faces, Stage2Sampler
@@ -415,7 +415,8 @@ def run_stage2(
     root = check_data_root(config)
     info = init_distributed(config.train.device)
     try:
-        return _run(config, Path(run_dir), root, info, resume, stop_after)
+        with locked_run_folder(run_dir, info.is_main):  # one training per run folder
+            return _run(config, Path(run_dir), root, info, resume, stop_after)
     finally:
         shutdown(info)
 
@@ -504,7 +505,7 @@ def _run(
 
             save_lens(camera, run_dir / LENS, {"preset": lens_source})
         _copy(net_source, run_dir / NET)
-        writer = tblog.open_writer(run_dir / TENSORBOARD, True)
+        writer = tblog.open_writer(run_dir / TENSORBOARD, True, purge_step=start_step)
         trim_metrics(run_dir / METRICS, start_step)
 
     def checkpoint(step: int) -> None:

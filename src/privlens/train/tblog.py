@@ -18,13 +18,18 @@ import torch
 import torch.nn.functional as F
 
 
-def open_writer(folder: Path, enabled: bool):
-    """A ``SummaryWriter`` on ``folder`` when ``enabled``, else ``None``."""
+def open_writer(folder: Path, enabled: bool, purge_step: int | None = None):
+    """A ``SummaryWriter`` on ``folder`` when ``enabled``, else ``None``.
+
+    ``purge_step``: the step a run (re)starts from. TensorBoard then hides the events of earlier
+    event files logged at or after that step (the part of an interrupted run that is redone), so
+    a resumed run shows each step once.
+    """
     if not enabled:
         return None
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(log_dir=str(folder))
+    return SummaryWriter(log_dir=str(folder), purge_step=purge_step)
 
 
 def psf_image(psf: torch.Tensor) -> torch.Tensor:
