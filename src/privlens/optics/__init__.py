@@ -3,11 +3,12 @@
 Knows nothing about faces or GANs.
 """
 
-from privlens.optics.camera import Camera, Capture, check_images
+from privlens.optics.camera import Camera, Capture, SamplingReport, check_images
 from privlens.optics.config import CameraConfig
 from privlens.optics.lensfile import LensFileError, load_lens, load_lens_into, read_lens, save_lens
+from privlens.optics.noise import SensorNoise, quantise, sensor_noise_for, sensor_readout
 from privlens.optics.presets import LENS_PRESETS, make_camera
-from privlens.optics.psf import build_pupil_sampling, psf_from_coefficients
+from privlens.optics.psf import PupilSamplingError, build_pupil_sampling, psf_from_coefficients
 from privlens.optics.zernike import (
     ansi_to_noll,
     nm_to_noll,
@@ -22,6 +23,9 @@ __all__ = [
     "CameraConfig",
     "Capture",
     "LensFileError",
+    "PupilSamplingError",
+    "SamplingReport",
+    "SensorNoise",
     "ansi_to_noll",
     "build_pupil_sampling",
     "check_images",
@@ -32,7 +36,10 @@ __all__ = [
     "noll_to_ansi",
     "noll_to_nm",
     "psf_from_coefficients",
+    "quantise",
     "read_lens",
     "save_lens",
+    "sensor_noise_for",
+    "sensor_readout",
     "zernike_basis",
 ]

@@ -1,25 +1,58 @@
 """The privacy camera as an ``nn.Module``: learnable Zernike phase mask -> PSF -> sensor.
 
-``y = C(H * x) + eta``: ``H`` from :mod:`privlens.optics.psf`, the convolution, noise and large
-pixels from :mod:`privlens.optics.sensor`. The only learnable tensor is ``coeffs_um`` (Noll
-coefficients in micrometres of RMS wavefront); terms listed in ``config.frozen_terms`` get no
-gradient.
+``y = C(H * x) + eta``: ``H`` from :mod:`privlens.optics.psf`, the convolution and large pixels
+from :mod:`privlens.optics.sensor`, the sensor noise from :mod:`privlens.optics.noise`. The only
+learnable tensor is ``coeffs_um`` (Noll coefficients in micrometres of RMS wavefront); terms listed
+in ``config.frozen_terms`` get no gradient.
+
+Noise API: ``camera.capture(x, noise=True, quantise=True, generator=g)`` is what the physical
+sensor stores (differentiable in training, exact Poisson and hard rounding under ``no_grad``);
+``camera.readout(response, ...)`` applies the same sensor to a response from ``camera.image``;
+``forward`` applies it only when ``config.sensor_noise`` is set.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import warnings
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from privlens.optics.config import CameraConfig
-from privlens.optics.psf import PupilSampling, build_pupil_sampling, psf_from_coefficients
+from privlens.optics.noise import sensor_noise_for, sensor_readout
+from privlens.optics.psf import (
+    MIN_FFT_SIZE,
+    PupilSampling,
+    PupilSamplingError,
+    build_pupil_sampling,
+    fast_even_size,
+    max_phase_step,
+    psf_from_coefficients,
+    required_fft_size,
+    slope_basis,
+)
 from privlens.optics.sensor import add_read_noise, convolve, large_pixel_sensor
+from privlens.optics.zernike import zernike_basis
 
-_SAMPLING_TENSORS = ("basis", "aperture", "object_phase", "wave_numbers", "dft")
+
+class SamplingReport(NamedTuple):
+    """How the pupil is sampled for some coefficients (see :meth:`Camera.sampling_report`).
+
+    ``required``: smallest FFT size whose period keeps aliased copies out of the window;
+    ``used``: the FFT size the camera uses (the open lens's when ``pupil_sampling="fixed"``);
+    ``pupil_samples``: samples across the aperture per wavelength at ``used``;
+    ``phase_step``: largest phase step (rad) between neighbouring pupil samples at ``used``;
+    ``alias_free``: ``used >= required``.
+    """
+
+    required: int
+    used: int
+    pupil_samples: tuple[int, ...]
+    phase_step: float
+    alias_free: bool
 
 
 class Capture(NamedTuple):
@@ -81,8 +114,10 @@ class Camera(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config or CameraConfig()
-        sampling = build_pupil_sampling(self.config, dtype=psf_dtype)
-        self._sampling = sampling
+        self._psf_dtype = psf_dtype
+        self._slopes = slope_basis(self.config)
+        self._fixed_size = required_fft_size(torch.zeros(self.config.num_terms), self.config, self._slopes)
+        self._samplings: dict[int, PupilSampling] = {}
         p = self.config.num_terms
         initial = torch.zeros(p, dtype=psf_dtype) if coeffs_um is None else coeffs_um
         initial = torch.as_tensor(initial, dtype=psf_dtype).detach().clone()
@@ -95,25 +130,81 @@ class Camera(nn.Module):
         for j in self.config.frozen_terms:
             trainable[j - 1] = False
         self.register_buffer("trainable_mask", trainable, persistent=False)
-        for name in _SAMPLING_TENSORS:
-            self.register_buffer(f"_{name}", getattr(sampling, name), persistent=False)
+        # display only: the mask on the paper's lens-window pitch (128 samples across the aperture)
+        across = round(2 * self.config.aperture_radius_m * self.config.grid_size / self.config.lens_window_m)
+        grid = zernike_basis(p, max(2, across))
+        self.register_buffer("_basis", grid.to(psf_dtype), persistent=False)
+        self.register_buffer("_aperture", (grid[0] != 0).to(psf_dtype), persistent=False)
 
     # -- physics -----------------------------------------------------------------------------
     def effective_coeffs_um(self) -> torch.Tensor:
         """Coefficients with the frozen terms detached (they receive no gradient)."""
         return torch.where(self.trainable_mask, self.coeffs_um, self.coeffs_um.detach())
 
-    def _current_sampling(self) -> PupilSampling:
-        """The precomputed sampling, with the tensors on the module's current device."""
-        return dataclasses.replace(
-            self._sampling,
-            **{name: getattr(self, f"_{name}") for name in _SAMPLING_TENSORS},
-        )
+    def sampling_report(self, coeffs_um: torch.Tensor | None = None) -> SamplingReport:
+        """Pupil sampling needed and used for ``coeffs_um`` (default: the current coefficients)."""
+        coeffs = (self.coeffs_um if coeffs_um is None else coeffs_um).detach()
+        required = required_fft_size(coeffs, self.config, self._slopes)
+        used = self._fixed_size if self.config.pupil_sampling == "fixed" else required
+        sampling = self._sampling(min(used, self._size_limit()), torch.device("cpu"))
+        step = max_phase_step(coeffs.cpu().to(sampling.bases[0].dtype), sampling)
+        return SamplingReport(required, used, sampling.pupil_samples, step, used >= required)
+
+    def _size_limit(self) -> int:
+        """Largest FFT size allowed by ``max_pupil_samples`` (counted in the bluest channel)."""
+        base = self._sampling(MIN_FFT_SIZE, torch.device("cpu")).pupil_samples
+        return fast_even_size(MIN_FFT_SIZE * self.config.max_pupil_samples // max(base))
+
+    def check_sampling(
+        self, coeffs_um: torch.Tensor | None = None, *, strict: bool | None = None
+    ) -> SamplingReport:
+        """The :meth:`sampling_report`, raising or warning when the PSF would not be right.
+
+        Raises :class:`PupilSamplingError` when the mask needs more than ``max_pupil_samples``
+        pupil samples, or when it aliases at a fixed sampling and ``strict`` (default: in
+        training mode); warns when it aliases at a fixed sampling otherwise. The Stage I loop can
+        call ``camera.check_sampling(strict=True)`` once per logging interval.
+        """
+        report = self.sampling_report(coeffs_um)
+        if report.used > self._size_limit():
+            raise PupilSamplingError(
+                f"the phase mask is too strong to simulate: it needs an FFT of {report.required} "
+                f"(more than {self.config.max_pupil_samples} pupil samples across the aperture, "
+                "max_pupil_samples); reduce the coefficients (Camera.project_) or raise "
+                "max_pupil_samples (cost grows as its square)"
+            )
+        if not report.alias_free:
+            message = (
+                f"the phase mask aliases at the fixed pupil sampling (FFT {report.used}, phase step "
+                f"{report.phase_step:.2f} rad; needs {report.required}): the PSF is wrong; use "
+                "pupil_sampling='adaptive'"
+            )
+            if self.training if strict is None else strict:
+                raise PupilSamplingError(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return report
+
+    def _sampling(self, size: int, device: torch.device) -> PupilSampling:
+        """The cached sampling for FFT size ``size``, on ``device``."""
+        sampling = self._samplings.get(size)
+        if sampling is None:
+            sampling = build_pupil_sampling(self.config, dtype=self._psf_dtype, fft_size=size)
+        if sampling.response.device != device:
+            sampling = sampling.to(device)
+        self._samplings[size] = sampling
+        return sampling
 
     def psf(self, coeffs_um: torch.Tensor | None = None) -> torch.Tensor:
-        """PSFs ``[C, N, N]`` (N = image_size), one per wavelength, each summing to 1."""
+        """PSFs ``[C, N, N]`` (N = image_size), one per wavelength, each summing to 1.
+
+        The pupil sampling follows the coefficients (see :meth:`check_sampling`).
+        """
         coeffs = self.effective_coeffs_um() if coeffs_um is None else coeffs_um
-        return psf_from_coefficients(coeffs.to(self._basis.dtype), self._current_sampling())
+        size = required_fft_size(coeffs, self.config, self._slopes)
+        if self.config.pupil_sampling == "fixed" or size > self._size_limit():
+            size = self.check_sampling(coeffs).used
+        sampling = self._sampling(size, self.coeffs_um.device)
+        return psf_from_coefficients(coeffs.to(sampling.bases[0].dtype), sampling)
 
     def defocus_psf(self, defocus_um: float) -> torch.Tensor:
         """Frozen PSF of the same camera with only Noll 4 (defocus) set: ``H_f`` of Stage I."""
@@ -123,16 +214,19 @@ class Camera(nn.Module):
             return self.psf(coeffs).detach()
 
     def aperture_mask(self) -> torch.Tensor:
-        """``[n, n]`` 1 inside the aperture, 0 outside, on the pupil samples."""
+        """``[n, n]`` 1 inside the aperture, 0 outside, on the paper's pupil samples."""
         return self._aperture
 
     def wavefront_um(self) -> torch.Tensor:
-        """The phase mask as optical path difference (um) on the pupil samples, 0 outside."""
+        """The phase mask as optical path difference (um) on the paper's pupil samples, 0 outside."""
         return torch.tensordot(self.coeffs_um.detach(), self._basis, dims=1) * self._aperture
 
     # -- image formation ---------------------------------------------------------------------
     def image(self, images: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
-        """Sensor response to ``images`` ``[B, C, H, W]`` for a given PSF ``[3, H, W]``."""
+        """Noise-free sensor response to ``images`` ``[B, C, H, W]`` for a PSF ``[3, H, W]``.
+
+        Only the legacy ``noise_sigma`` is added here; see :meth:`readout` for the sensor noise.
+        """
         images = check_images(images, self.config.image_size)
         kernel = psf.mean(dim=0, keepdim=True) if images.shape[1] == 1 else psf
         if images.shape[1] not in (1, kernel.shape[0]):
@@ -154,7 +248,66 @@ class Camera(nn.Module):
             out = out.clamp(0.0, 1.0)
         return out
 
+    def readout(
+        self,
+        response: torch.Tensor,
+        *,
+        noise: bool = True,
+        quantise: bool = True,
+        generator: torch.Generator | None = None,
+        exact: bool | None = None,
+    ) -> torch.Tensor:
+        """What the sensor stores for a response from :meth:`image`: photon shot noise and read
+        noise (``config.full_scale_e``, ``read_noise_e``), clipping to [0, 1] and ``bit_depth``
+        quantisation, each pixel at its physical size (large pixels of ``lowres_size`` collect
+        more light). ``exact=None``: exact Poisson and hard rounding when no gradient is
+        recorded, the differentiable approximation otherwise (see :mod:`privlens.optics.noise`).
+        """
+        lowres = self.config.lowres_size
+        if lowres is None:
+            return sensor_readout(
+                response,
+                sensor_noise_for(self.config),
+                add_noise=noise,
+                quantise_output=quantise,
+                exact=exact,
+                generator=generator,
+            )
+        size = response.shape[-2:]
+        small = F.adaptive_avg_pool2d(response, (lowres, lowres))
+        side = self.config.image_size / lowres
+        stored = sensor_readout(
+            small,
+            sensor_noise_for(self.config, side),
+            add_noise=noise,
+            quantise_output=quantise,
+            exact=exact,
+            generator=generator,
+        )
+        return F.interpolate(stored, size=size, mode="nearest")
+
+    def capture(
+        self,
+        images: torch.Tensor,
+        psf: torch.Tensor | None = None,
+        *,
+        noise: bool = True,
+        quantise: bool = True,
+        generator: torch.Generator | None = None,
+        exact: bool | None = None,
+    ) -> Capture:
+        """A capture as the physical sensor stores it: :meth:`image` then :meth:`readout`.
+
+        ``psf`` defaults to the camera's current PSF. ``generator`` seeds the noise draw.
+        """
+        psf = self.psf() if psf is None else psf
+        response = self.image(images, psf)
+        stored = self.readout(response, noise=noise, quantise=quantise, generator=generator, exact=exact)
+        return Capture(stored, psf)
+
     def forward(self, images: torch.Tensor) -> Capture:
+        if self.config.sensor_noise:
+            return self.capture(images)
         psf = self.psf()
         return Capture(self.image(images, psf), psf)
 

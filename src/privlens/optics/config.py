@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 ConvolutionMode = Literal["linear", "circular"]
+PupilSamplingMode = Literal["adaptive", "fixed"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,23 @@ class CameraConfig:
         num_terms: Zernike terms ``j = 1..num_terms`` (Noll) in the phase mask.
         frozen_terms: Noll indices whose coefficient never trains (piston, tip, tilt by default).
         convolution: ``"linear"`` (zero-padded FFT, no wrap-around) or ``"circular"`` (periodic).
-        noise_sigma: standard deviation of additive Gaussian read noise, in image units [0, 1].
-        noise_in_eval: also add noise in ``eval()`` mode (off by default).
+        noise_sigma: legacy: standard deviation of additive Gaussian noise in image units [0, 1],
+            added by ``forward``/``image`` (prefer the physical sensor model below).
+        noise_in_eval: legacy: also add ``noise_sigma`` in ``eval()`` mode (off by default).
+        full_scale_e: photo-electrons collected at image value 1 by one sensor pixel of pitch
+            ``pitch_m`` (exposure, light and ISO folded in). Larger image pixels (small images,
+            ``lowres_size``) collect proportionally more. Default 4000 e-: see
+            :mod:`privlens.optics.noise` for why this is a realistic indoor scene.
+        read_noise_e: read noise per pixel, electrons RMS (default 2.5 e-).
+        bit_depth: ADC bits of the stored capture (default 10).
+        sensor_noise: ``forward`` applies the sensor model (shot + read noise, clipping and
+            quantisation; differentiable in training, exact Poisson and hard rounding otherwise).
+            Off by default; ``Camera.capture`` applies it on request whatever this says.
+        pupil_sampling: ``"adaptive"`` (default) samples the pupil finely enough for the current
+            coefficients at every PSF evaluation; ``"fixed"`` keeps the paper's 31.25 um sampling
+            and warns (raises in training) when the mask aliases.
+        max_pupil_samples: most pupil samples across the aperture that adaptive sampling may use
+            (cost grows as its square); a stronger mask raises ``PupilSamplingError``.
         gain: linear sensor response ``C(v) = gain * v``.
         clip: clip the capture to [0, 1] after noise or gain > 1, as a saturating sensor does
             (without either the capture already lies in [0, 1]).
@@ -63,6 +79,12 @@ class CameraConfig:
     gain: float = 1.0
     clip: bool = True
     lowres_size: int | None = None
+    full_scale_e: float = 4000.0
+    read_noise_e: float = 2.5
+    bit_depth: int = 10
+    sensor_noise: bool = False
+    pupil_sampling: PupilSamplingMode = "adaptive"
+    max_pupil_samples: int = 512
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "wavelengths_m", tuple(float(w) for w in self.wavelengths_m))
@@ -94,6 +116,32 @@ class CameraConfig:
             )
         if self.noise_sigma < 0 or not math.isfinite(self.noise_sigma):
             raise ValueError(f"camera setting noise_sigma must be >= 0, got {self.noise_sigma!r}")
+        if not isinstance(self.full_scale_e, (int, float)) or not 0 < self.full_scale_e < math.inf:
+            raise ValueError(
+                f"camera setting full_scale_e must be a positive number, got {self.full_scale_e!r}"
+            )
+        if not isinstance(self.read_noise_e, (int, float)) or not 0 <= self.read_noise_e < math.inf:
+            raise ValueError(f"camera setting read_noise_e must be >= 0, got {self.read_noise_e!r}")
+        if (
+            isinstance(self.bit_depth, bool)
+            or not isinstance(self.bit_depth, int)
+            or not 1 <= self.bit_depth <= 24
+        ):
+            raise ValueError(f"camera setting bit_depth must be an integer in 1..24, got {self.bit_depth!r}")
+        if not isinstance(self.sensor_noise, bool):
+            raise ValueError(f"camera setting sensor_noise must be true or false, got {self.sensor_noise!r}")
+        if self.pupil_sampling not in ("adaptive", "fixed"):
+            raise ValueError(
+                f"camera setting pupil_sampling must be 'adaptive' or 'fixed', got {self.pupil_sampling!r}"
+            )
+        if (
+            isinstance(self.max_pupil_samples, bool)
+            or not isinstance(self.max_pupil_samples, int)
+            or self.max_pupil_samples < 8
+        ):
+            raise ValueError(
+                f"camera setting max_pupil_samples must be an integer >= 8, got {self.max_pupil_samples!r}"
+            )
         if self.convolution not in ("linear", "circular"):
             raise ValueError(
                 f"camera setting convolution must be 'linear' or 'circular', got {self.convolution!r}"

@@ -10,132 +10,196 @@ by its indicator. Fresnel propagation over the lens-sensor distance ``z`` then g
 
 (the lens chirp cancels the propagation chirp ``exp(i k |x|^2 / (2 z))`` up to the object term, and
 the chirp in ``u`` vanishes in the intensity). ``H = |E|^2`` is therefore a *scaled* Fourier
-transform of the pupil function, the same Fresnel integral that the transfer-function form
-``F^-1{F{P W} T}`` evaluates, but with the output sampled exactly where we want it.
+transform of the pupil function.
 
-Numerics. The transform is evaluated as a matrix Fourier transform (two dense DFT matrices,
-``E = M P M^T``) from the pupil samples (the paper's 8 mm / 256-point lens window, cropped to the
-aperture) straight onto the sensor's pixel centres: no interpolation, no wrap-around, and any
-pitch. This is valid as long as the pupil phase is sampled finely enough (less than pi per pupil
-sample, i.e. |grad phi| < lambda / (2 dx)); :func:`max_phase_step` reports it. When the image is
-coarser than the sensor (``image_size < grid_size``) the PSF is computed at a fine pitch and summed
-over each image pixel (pixel-area integration), not point-sampled. Each PSF is normalised to sum 1
-per wavelength over the sensor window; light falling outside the window is discarded.
+Numerics. For each wavelength the pupil is sampled at ``dx = lambda z / (K d)`` and zero-padded to
+a ``K x K`` FFT, which gives the field on the sensor at pitch ``d`` (the fine pitch, ``P / s`` for
+image pitch ``P``), periodic with period ``K d``: the same ``K`` and ``d`` for every wavelength,
+so one batched FFT serves all channels. Rays leave the pupil at up to ``w = z max|grad(path)|``
+from the axis; the image window (half-width ``U``, plus one pixel for the pixel integration) is
+free of aliased copies when ``K d >= U + w + margin``, and :func:`required_fft_size` picks the
+smallest fast ``K`` that satisfies it for the current coefficients (adaptive oversampling: a
+strong mask gets a finer pupil sampling). :func:`max_phase_step` reports the phase change between
+neighbouring pupil samples; below pi is not required when the PSF is wider than the window
+(copies overlapping each other outside the window do no harm) and not sufficient when it is
+narrower. The aperture's edge samples carry their area coverage (8 x 8 sub-samples).
 
-The optical axis maps to pixel ``(N // 2, N // 2)`` of an ``N x N`` PSF.
+Pixels. The intensity is filtered with the pixel-area factor of :mod:`privlens.optics.pixel`
+(exactly, in the Fourier domain) and read at the pixel centres. Each PSF is normalised to sum 1 per
+wavelength over the sensor window; light falling outside the window is discarded. The optical axis
+maps to pixel ``(N // 2, N // 2)`` of an ``N x N`` PSF.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from privlens.optics import pixel
 from privlens.optics.config import CameraConfig
 from privlens.optics.zernike import zernike_on_points
 
 MICROMETRE = 1e-6
+
+ALIAS_MARGIN_AIRY = 8.0
+"""Extra clearance (in units of ``lambda_min * f_number``, ~44 um for the paper camera) between an
+aliased copy of the field and the window, for the diffraction tails of the aperture edge."""
+
+MIN_FFT_SIZE = 320
+"""Smallest FFT: about 130 pupil samples across the aperture in blue (89 in red) for the paper
+camera at 256 px, the accuracy floor of the aperture-edge sampling."""
+
+
+class PupilSamplingError(ValueError):
+    """The phase mask is too strong to be simulated within the allowed FFT size."""
 
 
 @dataclass(frozen=True)
 class PupilSampling:
     """Everything about the PSF computation that does not depend on the Zernike coefficients.
 
+    Per wavelength ``c`` (tuples, one entry per channel, ``n_c`` pupil samples per side):
+
     Attributes:
-        basis: ``[num_terms, n, n]`` Noll terms on the pupil samples (zero outside the aperture).
-        aperture: ``[n, n]`` 1 inside the aperture, 0 outside.
-        object_phase: ``[C, n, n]`` residual quadratic phase (radians) of an object that is not
-            at the focus distance, one slice per wavelength.
+        bases: ``[num_terms, n_c, n_c]`` Noll terms on the pupil samples.
+        apertures: ``[n_c, n_c]`` area fraction of each pupil sample inside the aperture.
+        object_phases: ``[n_c, n_c]`` residual quadratic phase (radians) of an object that is
+            not at the focus distance.
         wave_numbers: ``[C]`` ``2 pi / lambda`` in rad/m.
-        dft: ``[C, n_out, n]`` complex matrix Fourier transform from pupil to fine sensor samples.
-        binning: fine sensor samples per image pixel (per side).
-        pupil_pitch_m: spacing of the pupil samples.
+        response: ``[K, K // 2 + 1]`` pixel-integration factor on the intensity's ``rfft2``.
+        pixel_index: ``[N]`` fine-grid index (mod ``K``) of each pixel centre.
+        fft_size: ``K``.
+        samples_per_pixel: fine samples per image pixel (per side).
+        fine_pitch_m: pitch ``d`` of the fine grid on the sensor.
+        pupil_pitches_m: pupil sample spacing per wavelength.
+        reach_m: the window half-width plus one pixel (what must be free of aliased copies).
     """
 
-    basis: torch.Tensor
-    aperture: torch.Tensor
-    object_phase: torch.Tensor
+    bases: tuple[torch.Tensor, ...]
+    apertures: tuple[torch.Tensor, ...]
+    object_phases: tuple[torch.Tensor, ...]
     wave_numbers: torch.Tensor
-    dft: torch.Tensor
-    binning: int
-    pupil_pitch_m: float
+    response: torch.Tensor
+    pixel_index: torch.Tensor
+    fft_size: int
+    samples_per_pixel: int
+    fine_pitch_m: float
+    pupil_pitches_m: tuple[float, ...]
+    reach_m: float
+
+    @property
+    def pupil_samples(self) -> tuple[int, ...]:
+        """Pupil samples across the aperture diameter, per wavelength."""
+        return tuple(int(a.shape[-1]) for a in self.apertures)
 
     def to(self, device: torch.device | str) -> PupilSampling:
-        return PupilSampling(
-            basis=self.basis.to(device),
-            aperture=self.aperture.to(device),
-            object_phase=self.object_phase.to(device),
+        return dataclasses.replace(
+            self,
+            bases=tuple(t.to(device) for t in self.bases),
+            apertures=tuple(t.to(device) for t in self.apertures),
+            object_phases=tuple(t.to(device) for t in self.object_phases),
             wave_numbers=self.wave_numbers.to(device),
-            dft=self.dft.to(device),
-            binning=self.binning,
-            pupil_pitch_m=self.pupil_pitch_m,
+            response=self.response.to(device),
+            pixel_index=self.pixel_index.to(device),
         )
 
 
-def pupil_coordinates_m(config: CameraConfig) -> torch.Tensor:
-    """1-D pupil sample positions (metres): the lens window's pixel centres inside the aperture box."""
-    pitch = config.lens_window_m / config.grid_size
-    index = torch.arange(config.grid_size, dtype=torch.float64)
-    coords = (index - config.grid_size / 2 + 0.5) * pitch
-    return coords[coords.abs() <= config.aperture_radius_m]
+def fine_pitch_m(config: CameraConfig) -> tuple[float, int]:
+    """Pitch of the fine intensity grid and fine samples per image pixel."""
+    samples = pixel.samples_per_pixel(
+        config.image_pitch_m, min(config.wavelengths_m), config.sensor_distance_m, config.aperture_radius_m
+    )
+    return config.image_pitch_m / samples, samples
 
 
-def psf_binning(config: CameraConfig) -> int:
-    """Fine sensor samples per image pixel: 1 when the image pixel is no larger than the sensor's."""
-    return max(1, math.ceil(config.image_pitch_m / config.pitch_m - 1e-9))
+def window_reach_m(config: CameraConfig) -> float:
+    """Farthest pixel centre from the axis, plus one pixel (the pixel filter's reach)."""
+    size = config.image_size
+    return (max(size // 2, size - 1 - size // 2) + 1) * config.image_pitch_m
 
 
-def sensor_coordinates_m(config: CameraConfig) -> torch.Tensor:
-    """1-D positions (metres) of the fine sensor samples; binned groups are centred on image pixels.
-
-    Image pixel ``i`` is centred at ``(i - image_size // 2) * image_pitch_m``, so the optical axis
-    falls on pixel ``image_size // 2``.
-    """
-    binning = psf_binning(config)
-    fine_pitch = config.image_pitch_m / binning
-    index = torch.arange(config.image_size * binning, dtype=torch.float64)
-    offset = (config.image_size // 2) * binning + (binning - 1) / 2
-    return (index - offset) * fine_pitch
+def required_fft_size(
+    coeffs_um: torch.Tensor, config: CameraConfig, slopes: tuple[torch.Tensor, torch.Tensor]
+) -> int:
+    """Smallest fast even FFT size whose period keeps aliased copies out of the window."""
+    margin = ALIAS_MARGIN_AIRY * min(config.wavelengths_m) * config.f_number
+    reach = window_reach_m(config) + ray_radius_m(coeffs_um, config, slopes) * 1.05 + margin
+    pitch, _ = fine_pitch_m(config)
+    return fast_even_size(max(MIN_FFT_SIZE, math.ceil(reach / pitch)))
 
 
-def fresnel_dft_matrix(
-    pupil_m: torch.Tensor, sensor_m: torch.Tensor, wavelength_m: float, distance_m: float
-) -> torch.Tensor:
-    """``M[u, x] = exp(-2 pi i u x / (lambda z))``: one axis of the scaled Fresnel transform."""
-    argument = -2 * math.pi * torch.outer(sensor_m, pupil_m) / (wavelength_m * distance_m)
-    return torch.polar(torch.ones_like(argument), argument)
+def fast_even_size(n: int) -> int:
+    """Smallest even ``m >= n`` whose prime factors are 2, 3 and 5."""
+    m = max(2, n + (n % 2))
+    while True:
+        rest = m
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return m
+        m += 2
 
 
-def build_pupil_sampling(config: CameraConfig, dtype: torch.dtype = torch.float32) -> PupilSampling:
+def _aperture_coverage(coords: torch.Tensor, pitch: float, radius: float, sub: int = 8) -> torch.Tensor:
+    """Fraction of each pupil sample's square (side ``pitch``) inside the disc of ``radius``."""
+    offsets = (torch.arange(sub, dtype=torch.float64) + 0.5) / sub - 0.5
+    fine = (coords[:, None] + offsets[None] * pitch).reshape(-1)
+    inside = (fine[:, None] ** 2 + fine[None] ** 2 <= radius**2).to(torch.float64)
+    n = coords.shape[0]
+    return inside.reshape(n, sub, n, sub).mean(dim=(1, 3))
+
+
+def build_pupil_sampling(
+    config: CameraConfig, dtype: torch.dtype = torch.float32, fft_size: int | None = None
+) -> PupilSampling:
     """Precompute the coefficient-independent parts of the PSF for ``config``.
 
-    Geometry is evaluated in float64 and stored in ``dtype`` (float32 by default; complex64 DFT).
+    ``fft_size`` (default :data:`MIN_FFT_SIZE`, made fast and even) sets the pupil sampling.
+    Geometry is evaluated in float64 and stored in ``dtype`` (float32 by default).
     """
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"PSF dtype must be float32 or float64, got {dtype}")
-    complex_dtype = torch.complex64 if dtype == torch.float32 else torch.complex128
-    coords = pupil_coordinates_m(config)
-    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    size = fast_even_size(fft_size or MIN_FFT_SIZE)
+    pitch, samples = fine_pitch_m(config)
     radius = config.aperture_radius_m
-    basis = zernike_on_points(config.num_terms, x / radius, y / radius)
-    r2 = x * x + y * y
-    aperture = (r2 <= radius**2).to(torch.float64)
-    wavelengths = torch.tensor(config.wavelengths_m, dtype=torch.float64)
-    wave_numbers = 2 * math.pi / wavelengths
     vergence = 1 / config.object_distance_m - 1 / config.focus_distance_m
-    object_phase = wave_numbers[:, None, None] * r2[None] / 2 * vergence
-    sensor = sensor_coordinates_m(config)
-    dft = torch.stack([fresnel_dft_matrix(coords, sensor, w, config.sensor_distance_m) for w in wavelengths])
+    bases, apertures, object_phases, pitches = [], [], [], []
+    for wavelength in config.wavelengths_m:
+        dx = wavelength * config.sensor_distance_m / (size * pitch)
+        n = math.ceil(2 * radius / dx + 1e-9)
+        n += n % 2
+        if n > size:
+            raise PupilSamplingError(
+                f"FFT size {size} is too small for the pupil at {wavelength * 1e9:.0f} nm ({n} samples)"
+            )
+        coords = (torch.arange(n, dtype=torch.float64) - n / 2 + 0.5) * dx
+        y, x = torch.meshgrid(coords, coords, indexing="ij")
+        rho = torch.sqrt(x * x + y * y) / radius
+        shrink = torch.where(rho > 1, 1 / rho.clamp_min(1e-12), torch.ones_like(rho)) * (1 - 1e-12)
+        bases.append(zernike_on_points(config.num_terms, x / radius * shrink, y / radius * shrink).to(dtype))
+        apertures.append(_aperture_coverage(coords, dx, radius).to(dtype))
+        k = 2 * math.pi / wavelength
+        r2 = (x * x + y * y) * shrink**2  # edge samples: phase at the rim, like the basis
+        object_phases.append((k * r2 / 2 * vergence).to(dtype))
+        pitches.append(dx)
+    image = config.image_size
+    index = ((torch.arange(image) - image // 2) * samples) % size
     return PupilSampling(
-        basis=basis.to(dtype),
-        aperture=aperture.to(dtype),
-        object_phase=object_phase.to(dtype),
-        wave_numbers=wave_numbers.to(dtype),
-        dft=dft.to(complex_dtype),
-        binning=psf_binning(config),
-        pupil_pitch_m=config.lens_window_m / config.grid_size,
+        bases=tuple(bases),
+        apertures=tuple(apertures),
+        object_phases=tuple(object_phases),
+        wave_numbers=(2 * math.pi / torch.tensor(config.wavelengths_m, dtype=torch.float64)).to(dtype),
+        response=pixel.pixel_response(size, samples, dtype),
+        pixel_index=index,
+        fft_size=size,
+        samples_per_pixel=samples,
+        fine_pitch_m=pitch,
+        pupil_pitches_m=tuple(pitches),
+        reach_m=window_reach_m(config),
     )
 
 
@@ -149,29 +213,71 @@ def wavefront_m(coeffs_um: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     return opd_um * MICROMETRE
 
 
+def pupil_phases(coeffs_um: torch.Tensor, sampling: PupilSampling) -> list[torch.Tensor]:
+    """Per wavelength, the ``[n_c, n_c]`` pupil phase (rad): object defocus minus ``k`` x mask path."""
+    return [
+        phase - sampling.wave_numbers[c] * wavefront_m(coeffs_um, basis)
+        for c, (basis, phase) in enumerate(zip(sampling.bases, sampling.object_phases, strict=True))
+    ]
+
+
 def max_phase_step(coeffs_um: torch.Tensor, sampling: PupilSampling) -> float:
-    """Largest phase change (radians) between neighbouring pupil samples; keep it below pi."""
-    phase = sampling.wave_numbers.max() * wavefront_m(coeffs_um, sampling.basis)
-    phase = phase + sampling.object_phase.abs().amax(0)
-    mask = sampling.aperture > 0
+    """Largest phase change (radians) between neighbouring pupil samples inside the aperture,
+    over all wavelengths."""
     steps = []
-    for dim in (0, 1):
-        diff = torch.diff(phase, dim=dim).abs()
-        both = torch.minimum(
-            mask.narrow(dim, 0, mask.shape[dim] - 1), mask.narrow(dim, 1, mask.shape[dim] - 1)
-        )
-        steps.append(diff[both].max())
+    for phase, aperture in zip(pupil_phases(coeffs_um.detach(), sampling), sampling.apertures, strict=True):
+        inside = aperture >= 0.5
+        for dim in (0, 1):
+            length = inside.shape[dim] - 1
+            both = inside.narrow(dim, 0, length) & inside.narrow(dim, 1, length)
+            steps.append(torch.diff(phase, dim=dim).abs()[both].max())
     return float(torch.stack(steps).max())
+
+
+def slope_basis(config: CameraConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients ``d Z_j / dx`` (per metre) at check points covering the aperture and its rim.
+
+    Returns ``([2, num_terms, P], [P] radii in m)`` in float64: a 64 x 64 grid inside the disc
+    and 256 points just inside the rim (where Zernike slopes peak).
+    """
+    grid = torch.linspace(-1, 1, 64, dtype=torch.float64)
+    gy, gx = torch.meshgrid(grid, grid, indexing="ij")
+    inside = gx**2 + gy**2 <= 1
+    angles = torch.linspace(0, 2 * math.pi, 257, dtype=torch.float64)[:-1]
+    rim = 1 - 1e-6
+    x = torch.cat([gx[inside], rim * torch.cos(angles)]) * (1 - 2e-6)
+    y = torch.cat([gy[inside], rim * torch.sin(angles)]) * (1 - 2e-6)
+    h = 1e-6
+    terms = config.num_terms
+    dzdx = (zernike_on_points(terms, x + h, y) - zernike_on_points(terms, x - h, y)) / (2 * h)
+    dzdy = (zernike_on_points(terms, x, y + h) - zernike_on_points(terms, x, y - h)) / (2 * h)
+    radius = config.aperture_radius_m
+    return torch.stack([dzdx, dzdy]) / radius, torch.stack([x, y]) * radius
+
+
+def ray_radius_m(
+    coeffs_um: torch.Tensor, config: CameraConfig, slopes: tuple[torch.Tensor, torch.Tensor]
+) -> float:
+    """Geometric PSF radius ``z max|grad(path)|`` (m): how far from the axis rays land."""
+    gradient, points = slopes
+    coeffs = coeffs_um.detach().to(device="cpu", dtype=torch.float64)
+    mask_slope = torch.einsum("j,djp->dp", coeffs * MICROMETRE, gradient)
+    vergence = 1 / config.object_distance_m - 1 / config.focus_distance_m
+    total = points * vergence - mask_slope
+    return float(config.sensor_distance_m * total.norm(dim=0).max())
 
 
 def psf_from_coefficients(coeffs_um: torch.Tensor, sampling: PupilSampling) -> torch.Tensor:
     """PSFs ``[C, N, N]`` (one per wavelength, each summing to 1) for Noll coefficients in um."""
-    opd = wavefront_m(coeffs_um, sampling.basis)
-    phase = sampling.object_phase - sampling.wave_numbers[:, None, None] * opd[None]
-    pupil = torch.polar(sampling.aperture.expand_as(phase), phase)
-    dft = sampling.dft
-    field = dft @ pupil @ dft.transpose(-1, -2)
+    size = sampling.fft_size
+    fields = []
+    for phase, aperture in zip(pupil_phases(coeffs_um, sampling), sampling.apertures, strict=True):
+        # the pupil fills n of the K rows: transform its rows first, then the K columns
+        rows = torch.fft.fft(torch.polar(aperture, phase), n=size, dim=-1)
+        fields.append(torch.fft.fft(rows, n=size, dim=-2))
+    field = torch.stack(fields)
     intensity = field.real.square() + field.imag.square()
-    if sampling.binning > 1:
-        intensity = F.avg_pool2d(intensity[None], sampling.binning)[0]
-    return intensity / intensity.sum(dim=(-2, -1), keepdim=True)
+    filtered = torch.fft.irfft2(torch.fft.rfft2(intensity) * sampling.response, s=(size, size))
+    index = sampling.pixel_index
+    psf = filtered.index_select(-2, index).index_select(-1, index).clamp_min(0.0)
+    return psf / psf.sum(dim=(-2, -1), keepdim=True)

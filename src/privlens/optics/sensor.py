@@ -52,6 +52,88 @@ def psf_to_periodic(psf: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.roll(folded, shifts=(-(k_h // 2), -(k_w // 2)), dims=(-2, -1))
 
 
+def convolution_fft_shape(
+    image_shape: tuple[int, int], kernel_shape: tuple[int, int], mode: Literal["linear", "circular"]
+) -> tuple[int, int]:
+    """The FFT canvas of :func:`convolve`: the image itself (circular) or the padded size (linear)."""
+    if mode == "circular":
+        return image_shape
+    if mode == "linear":
+        return linear_fft_size(image_shape[0], kernel_shape[0]), linear_fft_size(
+            image_shape[1], kernel_shape[1]
+        )
+    raise ValueError(f"convolution mode must be 'linear' or 'circular', got {mode!r}")
+
+
+def kernel_spectrum(psf: torch.Tensor, fft_shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """``rfft2`` of the PSF wrapped onto the FFT canvas (the OTF :func:`convolve` multiplies by)."""
+    return torch.fft.rfft2(psf_to_periodic(psf.to(dtype), fft_shape))
+
+
+class _SpectralConvolution(torch.autograd.Function):
+    """``irfft2(rfft2(x, s) * K)[..., :H, :W]`` with a hand-written backward.
+
+    Backward uses the correlation theorem for real signals: the kernel's gradient is
+    ``irfft2(sum_b rfft2(g) * conj(X))`` and the images' ``irfft2(rfft2(g) * conj(K))``: one batch
+    FFT, against the three passes and extra copies that autograd spends through ``irfft2``.
+    """
+
+    @staticmethod
+    def forward(ctx, images, spectrum, fft_h: int, fft_w: int):  # type: ignore[override]
+        height, width = images.shape[-2:]
+        signal = torch.fft.rfft2(images, s=(fft_h, fft_w))
+        ctx.fft = (fft_h, fft_w)
+        ctx.out = (height, width)
+        ctx.spectrum_shape = spectrum.shape
+        needs_kernel = ctx.needs_input_grad[1]
+        ctx.save_for_backward(signal if needs_kernel else None, spectrum if ctx.needs_input_grad[0] else None)
+        product = signal * spectrum if needs_kernel else signal.mul_(spectrum)
+        out = torch.fft.irfft2(product, s=(fft_h, fft_w))
+        if (fft_h, fft_w) != (height, width):
+            out = out[..., :height, :width].contiguous()
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        signal, spectrum = ctx.saved_tensors
+        fft_h, fft_w = ctx.fft
+        grad_spectrum = torch.fft.rfft2(grad, s=(fft_h, fft_w))
+        grad_images = grad_kernel = None
+        if ctx.needs_input_grad[0]:
+            height, width = ctx.out
+            grad_images = torch.fft.irfft2(grad_spectrum * spectrum.conj(), s=(fft_h, fft_w))
+            grad_images = grad_images[..., :height, :width]
+        if ctx.needs_input_grad[1]:
+            # the correlation spectrum sum_b G conj(X): _KernelToSpectrum turns it into the real
+            # kernel's gradient (the only producer of a spectrum that requires grad)
+            grad_kernel = grad_spectrum.mul_(signal.conj()).sum_to_size(ctx.spectrum_shape)
+        return grad_images, grad_kernel, None, None
+
+
+class _KernelToSpectrum(torch.autograd.Function):
+    """``rfft2`` of a real periodic kernel, whose backward takes the correlation spectrum that
+    :class:`_SpectralConvolution` returns and gives the real gradient ``irfft2(S)``."""
+
+    @staticmethod
+    def forward(ctx, kernel):  # type: ignore[override]
+        ctx.shape = kernel.shape[-2:]
+        return torch.fft.rfft2(kernel)
+
+    @staticmethod
+    def backward(ctx, correlation):  # type: ignore[override]
+        return torch.fft.irfft2(correlation, s=tuple(ctx.shape))
+
+
+def convolve_spectrum(
+    images: torch.Tensor, spectrum: torch.Tensor, fft_shape: tuple[int, int]
+) -> torch.Tensor:
+    """Convolve with a precomputed :func:`kernel_spectrum` (e.g. cached while the PSF is fixed).
+
+    Gradients flow to the images; the spectrum is a constant (detached).
+    """
+    return _SpectralConvolution.apply(images, spectrum.detach(), fft_shape[0], fft_shape[1])
+
+
 def convolve(
     images: torch.Tensor, psf: torch.Tensor, mode: Literal["linear", "circular"] = "linear"
 ) -> torch.Tensor:
@@ -61,20 +143,10 @@ def convolve(
     the image is treated as periodic. ``psf`` is ``[C, K, K]`` or ``[B, C, K, K]``; its channels
     must match the images'. The output has the images' shape.
     """
-    height, width = images.shape[-2:]
-    k_h, k_w = psf.shape[-2:]
-    if mode == "circular":
-        fft_h, fft_w = height, width
-        signal = images
-    elif mode == "linear":
-        fft_h, fft_w = linear_fft_size(height, k_h), linear_fft_size(width, k_w)
-        signal = F.pad(images, (0, fft_w - width, 0, fft_h - height))
-    else:
-        raise ValueError(f"convolution mode must be 'linear' or 'circular', got {mode!r}")
-    kernel = psf_to_periodic(psf.to(images.dtype), (fft_h, fft_w))
-    spectrum = torch.fft.rfft2(signal) * torch.fft.rfft2(kernel)
-    out = torch.fft.irfft2(spectrum, s=(fft_h, fft_w))
-    return out[..., :height, :width]
+    fft_shape = convolution_fft_shape(tuple(images.shape[-2:]), tuple(psf.shape[-2:]), mode)
+    kernel = psf_to_periodic(psf.to(images.dtype), fft_shape)
+    spectrum = _KernelToSpectrum.apply(kernel) if kernel.requires_grad else torch.fft.rfft2(kernel)
+    return _SpectralConvolution.apply(images, spectrum, fft_shape[0], fft_shape[1])
 
 
 def add_read_noise(
