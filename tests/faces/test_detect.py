@@ -63,3 +63,21 @@ def test_uint8_and_tensor_inputs_agree(astro):
     array = to_uint8_rgb(astro)
     assert array.shape == (512, 512, 3) and array.dtype == np.uint8
     assert detect_faces(array, "dlib")[0].box == detect_faces(astro, "dlib")[0].box
+
+
+def test_detection_on_a_shrunk_copy_maps_boxes_back(astro):
+    full = detect_faces(astro, "mtcnn")[0]
+    shrunk = detect_faces(astro, "mtcnn", max_side=256)[0]
+    assert np.abs(np.array(full.box) - np.array(shrunk.box)).max() < 8
+    assert np.abs(full.points5 - shrunk.points5).max() < 6
+    assert detect_faces(astro, "mtcnn", min_face=200) == []
+
+
+def test_boxes_are_matched_one_to_one_by_overlap():
+    from privlens.faces.detect import iou, match_boxes
+
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    a = [(0, 0, 10, 10), (100, 100, 120, 120)]
+    b = [(101, 99, 121, 119), (1, 1, 11, 11), (300, 300, 310, 310)]
+    assert sorted(match_boxes(a, b, 0.3)) == [(0, 1), (1, 0)]
+    assert match_boxes(a, [(50, 50, 60, 60)], 0.3) == []

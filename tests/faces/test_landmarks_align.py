@@ -67,3 +67,42 @@ def test_quad_is_a_square(astro_landmarks):
 
 def test_landmarks68_takes_a_plain_box(astro, astro_landmarks):
     np.testing.assert_array_equal(landmarks68(astro, (175, 76, 265, 166)), astro_landmarks)
+
+
+def test_crop_beyond_the_border_repeats_the_edge_and_is_marked(astro, astro_landmarks):
+    """A face near the left border: the crop part outside the photo is the edge column repeated
+    (never a mirror image) and ``valid`` is False there only."""
+    shift = 150  # move the face left so that its FFHQ square leaves the photo
+    moved = astro[:, :, shift:]
+    points = astro_landmarks - np.array([shift, 0.0])
+    aligned = align_face(moved, points, 64)
+    assert aligned.valid is not None and aligned.valid.shape == (64, 64)
+    assert 0 < (~aligned.valid).sum() < 64 * 64 / 2
+    assert not aligned.valid[:, 0].any() and aligned.valid[:, -1].all()
+    # outside the photo each crop pixel shows the photo's left edge at its source height (a mirror
+    # would show the photo's inside at -x instead)
+    import cv2
+
+    inverse = cv2.invertAffineTransform(aligned.matrix)
+    crop = aligned.image.numpy().transpose(1, 2, 0)
+    edge = moved[:, :, 0].numpy().T  # [H, 3]
+    inside = moved.numpy().transpose(1, 2, 0)
+    edge_errors, mirror_errors = [], []
+    for y, x in zip(*np.nonzero(~aligned.valid), strict=True):
+        sx, sy = inverse @ np.array([x, y, 1.0])
+        row = int(np.clip(round(sy), 0, edge.shape[0] - 1))
+        edge_errors.append(np.abs(crop[y, x] - edge[row]).max())
+        mirror_errors.append(
+            np.abs(crop[y, x] - inside[row, min(int(round(-sx)), inside.shape[1] - 1)]).max()
+        )
+    assert np.median(edge_errors) < 0.03 and np.median(mirror_errors) > 2 * np.median(edge_errors)
+
+
+def test_alignment_reads_only_the_region_under_the_crop(astro, astro_landmarks):
+    """A huge canvas around the face gives the same crop as the photo alone."""
+    canvas = torch.zeros(3, 2000, 3000)
+    canvas[:, 700:1212, 1100:1612] = astro
+    big = align_face(canvas, astro_landmarks + np.array([1100.0, 700.0]), 64)
+    small = align_face(astro, astro_landmarks, 64)
+    assert (big.image - small.image).abs().max() < 2 / 255
+    np.testing.assert_allclose(big.landmarks, small.landmarks, atol=1e-6)

@@ -19,17 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from privlens.anonymize.frames import FoundFace, points
+from privlens.faces.detect import match_boxes
 
 Box = tuple[float, float, float, float]
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def landmark_box(landmarks: np.ndarray) -> Box:
@@ -37,27 +29,6 @@ def landmark_box(landmarks: np.ndarray) -> Box:
     x0, y0 = landmarks.min(0)
     x1, y1 = landmarks.max(0)
     return float(x0), float(y0), float(x1), float(y1)
-
-
-def match(boxes_a: list[Box], boxes_b: list[Box], threshold: float) -> list[tuple[int, int]]:
-    """Greedy one-to-one matching of two box lists by IoU (best pair first), pairs above
-    ``threshold`` only: ``[(index in a, index in b), ...]``."""
-    pairs = sorted(
-        ((iou(a, b), i, j) for i, a in enumerate(boxes_a) for j, b in enumerate(boxes_b)),
-        reverse=True,
-    )
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    matched = []
-    for value, i, j in pairs:
-        if value < threshold:
-            break
-        if i in used_a or j in used_b:
-            continue
-        used_a.add(i)
-        used_b.add(j)
-        matched.append((i, j))
-    return matched
 
 
 @dataclass
@@ -125,7 +96,7 @@ class Tracker:
         """A detection frame: match, start and end tracks; the faces of this frame, with ids."""
         self.frame += 1
         usable = [d for d in detections if d.landmarks is not None]
-        pairs = match([t.box for t in self.tracks], [d.box for d in usable], self.threshold)
+        pairs = match_boxes([t.box for t in self.tracks], [d.box for d in usable], self.threshold)
         matched_tracks = {i for i, _ in pairs}
         matched_detections = {j for _, j in pairs}
         for i, j in pairs:

@@ -12,6 +12,7 @@ faces whose box is narrower than that many input pixels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from privlens.faces import models
 from privlens.faces.convert import to_uint8_rgb
 
 DETECTORS = ("dlib", "dlib-cnn", "mtcnn")
+Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -129,3 +131,33 @@ def best_face(
     """The highest-scoring face, or ``None`` when there is none."""
     faces = detect_faces(image, detector, upsample)
     return faces[0] if faces else None
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_boxes(boxes_a: Sequence[Box], boxes_b: Sequence[Box], threshold: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of two box lists by IoU (best pair first), pairs above
+    ``threshold`` only: ``[(index in a, index in b), ...]``."""
+    pairs = sorted(
+        ((iou(a, b), i, j) for i, a in enumerate(boxes_a) for j, b in enumerate(boxes_b)),
+        reverse=True,
+    )
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    matched = []
+    for value, i, j in pairs:
+        if value < threshold:
+            break
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        matched.append((i, j))
+    return matched
