@@ -11,9 +11,12 @@ from privlens.attacks.suite import (
     AttackSettings,
     attack_lens,
     bicubic_from_large_pixels,
+    check_disjoint,
     choose_rl,
     choose_wiener,
     make_captures,
+    split_attacker,
+    strongest,
 )
 from privlens.eval.quality import psnr
 from privlens.optics import make_camera
@@ -24,19 +27,53 @@ def faces() -> torch.Tensor:
     return embedded_faces(64)
 
 
-def test_open_lens_is_fully_reidentified_after_every_attack(faces):
-    attacker, evaluation = split_faces(faces[:40], 8)
+def test_open_lens_is_identified_and_every_figure_states_its_n(faces):
+    attacker, evaluation = split_faces(faces[:22], 6)
     settings = AttackSettings(
-        wiener_lambdas=(1e-6, 1e-3), rl_iterations=(1, 5), inversion=InversionTraining(steps=20, width=8)
+        wiener_lambdas=(1e-6, 1e-3),
+        rl_max_iterations=20,
+        inversion=InversionTraining(steps=20, width=8, check_every=10),
+        blind_eps=(1.0,),
+        blind_floors=(2.0,),
+        mmse_noise_scales=(1.0,),
     )
-    result = attack_lens(
-        "open", make_camera("open", 64), attacker, evaluation, settings, OriginalBoxIdentity()
-    )
-    assert set(result.scores) == {"none", "wiener", "richardson-lucy", "inversion"}
+    camera = make_camera("open", 64)
+    result = attack_lens("open", camera, attacker, evaluation, settings, OriginalBoxIdentity())
+    assert set(result.scores) == {
+        "none",
+        "wiener",
+        "wiener-mmse",
+        "richardson-lucy",
+        "blind-wiener",
+        "blind-rl",
+        "inversion",
+    }
     for attack, scores in result.scores.items():
-        assert scores["measured_faces"] >= 5, attack
-        assert scores["reidentified"] == 1.0, attack
-        assert scores["identity_distance"] < 0.3, attack
+        assert scores["faces"] >= 5, attack
+        assert scores["chance_rank1"] == pytest.approx(1 / scores["faces"])
+        assert scores["rank1_lo"] <= scores["rank1"] <= scores["rank1_hi"]
+        assert scores["impostor_pairs"] > 0
+    for attack in ("none", "wiener", "richardson-lucy", "blind-rl"):
+        assert result.scores[attack]["rank1"] == 1.0, attack
+        assert result.scores[attack]["reidentified"] == 1.0, attack
+    assert strongest(result.scores) in result.scores
+
+
+def test_attacker_and_evaluated_faces_must_be_disjoint(faces):
+    check_disjoint(faces[20:40], faces[:20])  # different photos: fine
+    with pytest.raises(ValueError, match="evaluated face 3 is also among the attacker's faces"):
+        check_disjoint(faces[20:40], torch.cat([faces[:3], faces[25:26]]))
+    with pytest.raises(ValueError, match="mirrored"):
+        check_disjoint(faces[20:40], faces[30:31].flip(-1))
+    resized = torch.nn.functional.interpolate(faces[22:23], size=(48, 48), mode="area")
+    small = torch.nn.functional.interpolate(faces[20:40], size=(48, 48), mode="area")
+    with pytest.raises(ValueError):
+        check_disjoint(small, resized)
+    with pytest.raises(ValueError, match="also among"):
+        attack_lens("open", make_camera("open", 64), faces[:20], faces[5:10], AttackSettings(inversion=None))
+    tune, own = split_attacker(faces[:20], 0.25, seed=0)
+    assert tune.shape[0] == 15 and own.shape[0] == 5
+    check_disjoint(tune, own)
 
 
 def test_identity_distance_separates_people(faces):
@@ -70,7 +107,8 @@ def test_attacker_choices_are_the_psnr_best_on_their_own_faces(faces):
 def test_learned_inversion_improves_over_the_raw_capture(faces):
     camera = make_camera("defocus", 64)
     attacker, evaluation = faces[20:], faces[:20]
-    model = train_inversion(camera, attacker, InversionTraining(steps=60, width=8, batch_size=8))
+    settings = InversionTraining(steps=60, width=8, batch_size=8, read_noise=0.01)
+    model = train_inversion(camera, attacker, settings)
     captures = make_captures(camera, evaluation, quantise=True)
     recovered = invert(model, captures)
     assert float(psnr(recovered, evaluation).mean()) > float(psnr(captures, evaluation).mean()) + 1.0
@@ -78,7 +116,7 @@ def test_learned_inversion_improves_over_the_raw_capture(faces):
 
 def test_lowres_attacks_are_bicubic_and_inversion(faces):
     attacker, evaluation = split_faces(faces[:24], 4)
-    settings = AttackSettings(inversion=None)
+    settings = AttackSettings(inversion=None, read_noise=0.0)
     result = attack_lens("lowres", make_camera("lowres", 64), attacker, evaluation, settings)
     assert set(result.recovered) == {"none", "bicubic"}
     assert result.scores["bicubic"]["psnr"] > result.scores["none"]["psnr"]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from privlens.eval.quality import psnr
 from privlens.optics.sensor import linear_fft_size, next_fast_fft_size, psf_to_periodic
 
 
@@ -99,13 +100,15 @@ def richardson_lucy(
     snapshots: list[int] | None = None,
     mode: str = "linear",
     eps: float = 1e-6,
+    monitor: Callable[[int, torch.Tensor], bool] | None = None,
 ) -> torch.Tensor:
     """Richardson–Lucy deconvolution with the camera's exact forward model, clipped to [0, 1].
 
     ``x <- x * A^T(y / A x) / A^T 1`` (maximum likelihood under Poisson noise) with ``A`` from
     :func:`blur_operator` (``mode`` as the camera's ``convolution`` setting): light that left the
     frame is modelled, not guessed. Starts from the capture. With ``snapshots`` (iteration counts
-    <= ``iterations``) returns ``[len(snapshots), B, C, H, W]`` from one run.
+    <= ``iterations``) returns ``[len(snapshots), B, C, H, W]`` from one run. ``monitor(step,
+    estimate)`` is called after every iteration; returning ``True`` stops the run there.
     """
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
@@ -119,6 +122,75 @@ def richardson_lucy(
         estimate = estimate * adjoint(observed / forward(estimate).clamp_min(eps)) / normaliser
         if step in wanted:
             kept.append(estimate.clamp(0, 1))
+        if monitor is not None and monitor(step, estimate):
+            break
     if snapshots:
         return torch.stack(kept)
     return estimate.clamp(0, 1)
+
+
+class PlateauStop:
+    """Stopping rule for an iterative attack tuned on the attacker's own validation faces.
+
+    Every ``check_every`` iterations the PSNR of the current estimate against the attacker's
+    originals is measured; the run stops when it has not improved by more than ``min_gain_db``
+    for ``patience`` checks in a row, or at ``max_iterations`` (a generous cap, not the usual
+    answer). ``best`` is the iteration count with the highest PSNR seen, ``history`` every check.
+    """
+
+    def __init__(
+        self,
+        originals: torch.Tensor,
+        check_every: int = 10,
+        patience: int = 5,
+        max_iterations: int = 5000,
+        min_gain_db: float = 0.01,
+    ) -> None:
+        if check_every < 1 or patience < 1 or max_iterations < 1:
+            raise ValueError("check_every, patience and max_iterations must be >= 1")
+        self.originals = originals
+        self.check_every, self.patience = check_every, patience
+        self.max_iterations, self.min_gain_db = max_iterations, min_gain_db
+        self.history: dict[int, float] = {}
+        self.best, self.best_psnr, self._stale = 0, float("-inf"), 0
+        self.stopped_by = "cap"
+
+    def __call__(self, step: int, estimate: torch.Tensor) -> bool:
+        if step >= self.max_iterations:
+            self._check(step, estimate)
+            return True
+        if step % self.check_every:
+            return False
+        if self._check(step, estimate) >= self.patience:
+            self.stopped_by = "plateau"
+            return True
+        return False
+
+    def measure(self, step: int, estimate: torch.Tensor) -> float:
+        """Mean PSNR (dB) of the estimate against the attacker's originals."""
+        return float(psnr(estimate.clamp(0, 1), self.originals).mean())
+
+    def _check(self, step: int, estimate: torch.Tensor) -> int:
+        value = self.measure(step, estimate)
+        self.history[step] = value
+        if value > self.best_psnr + self.min_gain_db:
+            self._stale = 0
+        else:
+            self._stale += 1
+        if value > self.best_psnr:
+            self.best, self.best_psnr = step, value
+        return self._stale
+
+
+def richardson_lucy_stopping(
+    captures: torch.Tensor,
+    originals: torch.Tensor,
+    psf: torch.Tensor,
+    rule: PlateauStop,
+    mode: str = "linear",
+) -> PlateauStop:
+    """Run Richardson–Lucy on the attacker's captures until ``rule`` stops it; return the rule
+    (its ``best`` iteration count is what the attacker then uses on the evaluated captures)."""
+    rule.originals = originals
+    richardson_lucy(captures, psf, rule.max_iterations, mode=mode, monitor=rule)
+    return rule

@@ -31,18 +31,32 @@ class OriginalBoxIdentity:
     def __init__(self, embed_px: int = 160) -> None:
         self.embed_px = embed_px
         self.embedder = DlibEmbedder()
-        self._key: tuple | None = None
-        self._faces: list = []
-        self._embeddings: list = []
+        self._cache: dict[tuple, tuple[list, list]] = {}
 
     def _prepare(self, originals: torch.Tensor) -> None:
         key = (originals.data_ptr(), tuple(originals.shape), float(originals.sum()))
-        if key == self._key:
-            return
-        images = list(_upsample(originals, self.embed_px))
-        self._faces = [best_face(image, "dlib") for image in images]
-        self._embeddings = self.embedder.embed(images, self._faces)
-        self._key = key
+        if key not in self._cache:
+            images = list(_upsample(originals, self.embed_px))
+            faces = [best_face(image, "dlib") for image in images]
+            self._cache[key] = (faces, self.embedder.embed(images, faces))
+        self._faces, self._embeddings = self._cache[key]
+
+    def pair_embeddings(
+        self, originals: torch.Tensor, recovered: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(gallery [n, 128], probes [n, 128], kept [B] bool)``: embeddings of the originals
+        where dlib finds a face, and of their recoveries in the same box; ``n = kept.sum()``."""
+        self._prepare(originals)
+        kept = np.array([e is not None for e in self._embeddings])
+        images = list(_upsample(recovered, self.embed_px))
+        probes = [
+            self.embedder.embed_face(image, face)
+            for image, face, ok in zip(images, self._faces, kept, strict=True)
+            if ok
+        ]
+        gallery = [e for e in self._embeddings if e is not None]
+        empty = np.zeros((0, 128))
+        return (np.stack(gallery) if gallery else empty, np.stack(probes) if probes else empty, kept)
 
     def __call__(self, originals: torch.Tensor, recovered: torch.Tensor) -> torch.Tensor:
         self._prepare(originals)

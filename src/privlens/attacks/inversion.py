@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from privlens.attacks.capture import noisy_readout, quantise_8bit
 from privlens.optics.camera import Camera
+
+__all__ = ["InversionTraining", "InversionUNet", "augment", "invert", "quantise_8bit", "train_inversion"]
 
 
 def _block(channels_in: int, channels_out: int) -> nn.Sequential:
@@ -66,7 +69,12 @@ class InversionUNet(nn.Module):
 
 @dataclass
 class InversionTraining:
-    """Settings of the attacker's training run."""
+    """Settings of the attacker's training run.
+
+    Training stops at ``steps`` or earlier when the PSNR on the attacker's validation faces has
+    not improved for ``patience`` checks (one every ``check_every`` steps); the best weights are
+    kept. ``read_noise``: the sensor noise of the training captures (as the evaluated ones).
+    """
 
     steps: int = 300
     batch_size: int = 8
@@ -74,6 +82,25 @@ class InversionTraining:
     width: int = 16
     depth: int = 3
     seed: int = 0
+    check_every: int = 100
+    patience: int = 5
+    read_noise: float = 0.0
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator, shift: int = 4) -> torch.Tensor:
+    """Attacker's augmentation: horizontal flip, shift up to ``shift`` px (edge fill), +-10 %
+    contrast and +-0.05 brightness; stays in [0, 1]."""
+    n = batch.shape[0]
+    flip = torch.rand(n, generator=generator) < 0.5
+    batch = torch.where(flip.to(batch.device)[:, None, None, None], batch.flip(-1), batch)
+    if shift:
+        padded = F.pad(batch, (shift,) * 4, mode="replicate")
+        dy, dx = (int(v) for v in torch.randint(0, 2 * shift + 1, (2,), generator=generator))
+        batch = padded[..., dy : dy + batch.shape[-2], dx : dx + batch.shape[-1]]
+    contrast = 1 + 0.2 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
+    bright = 0.1 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
+    mean = batch.mean(dim=(1, 2, 3), keepdim=True)
+    return ((batch - mean) * contrast.to(batch.device) + mean + bright.to(batch.device)).clamp(0, 1)
 
 
 def train_inversion(
@@ -82,12 +109,17 @@ def train_inversion(
     settings: InversionTraining | None = None,
     quantise: bool = True,
     progress=None,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> InversionUNet:
     """Train an :class:`InversionUNet` on captures of ``images`` ``[N, 3, H, W]`` made by ``camera``.
 
-    Augmentation: horizontal flips. The captures are quantised to 8 bits when ``quantise`` (what a
-    stolen PNG holds). ``progress(step, loss)`` is called every step when given.
+    Fresh augmented captures every step (see :func:`augment`), with ``settings.read_noise`` and
+    8-bit quantisation when ``quantise`` (what a stolen PNG holds). ``validation``: the
+    attacker's held-out ``(captures, originals)`` for early stopping and picking the best weights.
+    ``progress(step, loss)`` is called every step when given.
     """
+    from privlens.eval.quality import psnr
+
     settings = settings or InversionTraining()
     generator = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
@@ -98,16 +130,14 @@ def train_inversion(
     camera = camera.eval()
     with torch.no_grad():
         psf = camera.psf()
+    best_psnr, best_state, stale = float("-inf"), None, 0
+    self_check = validation is not None
     model.train()
     for step in range(settings.steps):
         index = torch.randint(0, images.shape[0], (settings.batch_size,), generator=generator)
-        batch = images[index.to(device)]
-        flip = torch.rand(settings.batch_size, generator=generator) < 0.5
-        batch = torch.where(flip.to(device)[:, None, None, None], batch.flip(-1), batch)
+        batch = augment(images[index.to(device)], generator)
         with torch.no_grad():
-            captures = camera.image(batch, psf)
-            if quantise:
-                captures = quantise_8bit(captures)
+            captures = noisy_readout(camera.image(batch, psf), settings.read_noise, quantise, generator)
         loss = F.l1_loss(model(captures), batch)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -115,12 +145,23 @@ def train_inversion(
         schedule.step()
         if progress is not None:
             progress(step, float(loss))
+        if self_check and ((step + 1) % settings.check_every == 0 or step + 1 == settings.steps):
+            value = float(psnr(invert(model, validation[0]), validation[1]).mean())
+            model.train()
+            if value > best_psnr + 0.01:
+                stale = 0
+            else:
+                stale += 1
+            if value > best_psnr:
+                best_psnr = value
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if stale >= settings.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.trained_steps = step + 1  # type: ignore[attr-defined]
+    model.validation_psnr = best_psnr  # type: ignore[attr-defined]
     return model.eval()
-
-
-def quantise_8bit(images: torch.Tensor) -> torch.Tensor:
-    """Round to the 256 levels of an 8-bit file."""
-    return torch.round(images.clamp(0, 1) * 255) / 255
 
 
 @torch.no_grad()

@@ -22,7 +22,26 @@ from privlens.report.figures import image_table
 from privlens.report.tables import write_tables
 
 DEFAULT_LENSES = ("open", "defocus", "lowres", "prototype")
-COLUMNS = ("lens", "attack", "choice", "psnr", "ssim", "identity_distance", "reidentified", "measured_faces")
+COLUMNS = (
+    "lens",
+    "attack",
+    "choice",
+    "faces",
+    "psnr",
+    "ssim",
+    "chance_rank1",
+    "rank1",
+    "rank1_lo",
+    "rank1_hi",
+    "tar@far0.01",
+    "tar@far0.001",
+    "impostor_pairs",
+    "identity_distance",
+    "reidentified",
+    "reid_lo",
+    "reid_hi",
+    "measured_faces",
+)
 
 
 @dataclass
@@ -70,7 +89,12 @@ def result_rows(result: LensAttackResult) -> list[dict]:
         choice = result.choices.get(attack)
         label = ""
         if choice is not None:
-            label = f"lambda={choice.value:.1e}" if attack == "wiener" else f"iterations={int(choice.value)}"
+            if attack in ("wiener", "blind-wiener"):
+                label = f"lambda={choice.value:.1e}"
+            elif attack == "wiener-mmse":
+                label = f"noise x{choice.value:g}"
+            else:
+                label = f"{'steps' if attack == 'inversion' else 'iterations'}={int(choice.value)}"
         rows.append({"lens": result.lens, "attack": attack, "choice": label, **scores})
     return rows
 
@@ -108,13 +132,19 @@ def run_attack_job(
     settings: AttackSettings,
     identity: IdentityDistance | None,
     progress: Callable[[str], None] | None = None,
+    attacker: torch.Tensor | None = None,
 ) -> AttackReport:
     """Attack every lens; write ``attacks.{md,csv,json}`` and ``attack_<lens>.png`` to ``out_dir``.
 
-    ``lenses``: preset names or lens files, or a mapping display name -> lens.
+    ``lenses``: preset names or lens files, or a mapping display name -> lens. ``attacker``: the
+    attacker's own faces; then the first ``evaluation_count`` of ``faces`` are evaluated (and must
+    not be among the attacker's); without it the rest of ``faces`` belongs to the attacker.
     """
     out_dir = Path(out_dir)
-    attacker, evaluation = split_faces(faces, evaluation_count)
+    if attacker is None:
+        attacker, evaluation = split_faces(faces, evaluation_count)
+    else:
+        evaluation = faces[:evaluation_count]
     size = faces.shape[-1]
     rows, figures = [], []
     choices = {}
@@ -125,7 +155,12 @@ def run_attack_job(
         result = attack_lens(name, camera, attacker, evaluation, settings, identity, progress)
         rows.extend(result_rows(result))
         choices[name] = {
-            k: {"value": c.value, "held_out_psnr": c.candidates} for k, c in result.choices.items()
+            k: {
+                "value": c.value,
+                "note": c.note,
+                "held_out_psnr": {str(a): v for a, v in c.candidates.items()},
+            }
+            for k, c in result.choices.items()
         }
         figures.append(lens_figure(result, evaluation, out_dir / f"attack_{name}.png"))
     extra = {
@@ -135,6 +170,11 @@ def run_attack_job(
             "evaluation_faces": int(evaluation.shape[0]),
             "image_size": int(size),
             "quantised_8bit": settings.quantise,
+            "read_noise": settings.read_noise,
+            "attacker_validation_fraction": settings.validation_fraction,
+            "rank1_chance": 1 / int(evaluation.shape[0]),
+            "note": "faces = evaluated faces with a dlib face in the original (N of every figure); "
+            "*_lo/*_hi = bootstrap 95 % interval; TAR threshold from the attacker's own faces",
             "same_person_threshold": SAME_PERSON_THRESHOLD,
             "identity_backend": "dlib" if identity is not None else None,
         },

@@ -1,57 +1,100 @@
 """Run every attack against one lens and measure what each recovers.
 
-Protocol. The faces are split into an *attacker* set and an *evaluation* set (disjoint). The
-attacker owns a copy of the camera: they make captures of their own faces, choose the Wiener
-regularisation and the Richardson–Lucy iteration count that maximise mean PSNR on them (the
-strongest such attacker, not a fixed guess), and train the learned inversion on them. Every
-attack is then applied to the captures of the evaluation faces. Captures are quantised to 8 bits
-(what a stolen image file holds) unless ``quantise=False``.
+Protocol. The attacker owns their own faces, disjoint from the evaluated ones (checked, see
+:func:`check_disjoint`), and a copy of the camera. They split their faces into a tuning part and
+a validation part (seeded), make noisy 8-bit captures (:mod:`privlens.attacks.capture`) and tune
+every attack on them: the Wiener regularisation by PSNR, Richardson–Lucy's iteration count by a
+plateau rule on the validation PSNR (:class:`PlateauStop`, not a fixed low cap), the blind
+attacker's PSF from captures of a calibration target (:mod:`privlens.attacks.blind`), the learned
+inversion trained with augmentation until its validation PSNR stops improving. Every attack is
+then applied to the captures of the evaluated faces, and to the attacker's validation captures,
+whose impostor pairs calibrate the verification threshold (:mod:`privlens.eval.recognition`).
 
-Attacks per lens: ``none`` (the raw capture), ``wiener``, ``richardson-lucy`` and ``inversion``;
-for a large-pixel (``lowres``) sensor, ``bicubic`` upsampling of the large-pixel reading and
-``inversion`` (deconvolving a large-pixel reading by the lens PSF is meaningless).
+Attacks per lens: ``none`` (the raw capture), ``wiener`` (per channel), ``wiener-mmse`` (the
+best linear estimator with the faces' cross-spectrum, :mod:`privlens.attacks.wiener_bound`),
+``richardson-lucy``, ``blind-wiener`` and ``blind-rl`` (PSF estimated, not given) and
+``inversion``; for a large-pixel (``lowres``) sensor, ``bicubic`` and ``inversion``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from privlens.attacks.deconvolution import richardson_lucy, wiener_deconvolve
+from privlens.attacks.blind import capture_target, estimate_psf
+from privlens.attacks.capture import DEFAULT_READ_NOISE, sensor_captures
+from privlens.attacks.deconvolution import (
+    PlateauStop,
+    _crop,
+    _extend,
+    richardson_lucy,
+    richardson_lucy_stopping,
+    wiener_deconvolve,
+)
 from privlens.attacks.inversion import InversionTraining, invert, quantise_8bit, train_inversion
+from privlens.attacks.wiener_bound import QUANTISATION_VARIANCE, cross_spectrum, otf, wiener_restore
 from privlens.eval.quality import psnr
+from privlens.eval.recognition import recognition_figures
 from privlens.eval.restoration import ssim
 from privlens.optics.camera import Camera
 
 WIENER_LAMBDAS = tuple(float(v) for v in torch.logspace(-7, 0, 15))
+BLIND_EPS = tuple(float(v) for v in torch.logspace(-4, 2, 7))
 RL_ITERATIONS = (1, 2, 5, 10, 20, 50, 100, 200)
 
 IdentityDistance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""``(originals, recovered) -> [B]`` identity distances (NaN where no embedding could be made)."""
+"""``(originals, recovered) -> [B]`` identity distances (NaN where no embedding could be made);
+:class:`privlens.attacks.identity.OriginalBoxIdentity` also gives the embeddings."""
 
 SAME_PERSON_THRESHOLD = 0.6
 """dlib's face_recognition threshold: embeddings closer than this are the same person."""
 
 
+def _default_inversion() -> InversionTraining:
+    return InversionTraining(steps=3000, batch_size=16, check_every=100, patience=5)
+
+
 @dataclass
 class AttackSettings:
-    """What the attacker tries. Defaults: 15 lambdas in [1e-7, 1], RL up to 200 iterations."""
+    """What the attacker tries (defaults: the strong suite at the default read noise).
+
+    ``rl_iterations`` is kept for older callers: when given, its largest value caps RL.
+    """
 
     wiener_lambdas: tuple[float, ...] = WIENER_LAMBDAS
-    rl_iterations: tuple[int, ...] = RL_ITERATIONS
-    inversion: InversionTraining | None = field(default_factory=InversionTraining)
+    rl_iterations: tuple[int, ...] | None = None
+    rl_max_iterations: int = 3000
+    rl_check_every: int = 10
+    rl_patience: int = 5
+    inversion: InversionTraining | None = field(default_factory=_default_inversion)
     quantise: bool = True
+    read_noise: float = DEFAULT_READ_NOISE
+    mmse: bool = True
+    blind: bool = True
+    blind_frames: int = 64
+    blind_eps: tuple[float, ...] = BLIND_EPS
+    blind_floors: tuple[float, ...] = (1.0, 2.0, 3.0)
+    mmse_noise_scales: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)
+    validation_fraction: float = 0.25
+    seed: int = 0
+
+    @property
+    def rl_cap(self) -> int:
+        return max(self.rl_iterations) if self.rl_iterations else self.rl_max_iterations
 
 
 @dataclass
 class Choice:
-    """A parameter the attacker picked, with the held-out PSNR of every candidate."""
+    """A parameter the attacker picked, with the attacker's validation PSNR of every candidate."""
 
     value: float
     candidates: dict[float, float]
+    note: str = ""
 
 
 @dataclass
@@ -65,8 +108,41 @@ class LensAttackResult:
     per_image: dict[str, dict[str, torch.Tensor]]
 
 
+def check_disjoint(attacker: torch.Tensor, evaluated: torch.Tensor, tolerance: float = 2 / 255) -> None:
+    """Raise ``ValueError`` if an evaluated face is also one of the attacker's (or its mirror).
+
+    Faces are compared at 32 px (area), so the same photo at another size is caught too; two
+    faces are "the same" when their mean absolute difference is below ``tolerance``.
+    """
+
+    def small(images: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(images.float().mean(1, keepdim=True), size=(32, 32), mode="area").flatten(1)
+
+    a, e = small(attacker), small(evaluated)
+    for mirrored in (False, True):
+        probe = small(evaluated.flip(-1)) if mirrored else e
+        distance = torch.cdist(probe, a, p=1) / a.shape[1]
+        shared = (distance < tolerance).any(dim=1)
+        if shared.any():
+            index = int(shared.nonzero()[0])
+            raise ValueError(
+                f"evaluated face {index} is also among the attacker's faces"
+                f"{' (mirrored)' if mirrored else ''}: the attacker must train on other faces"
+            )
+
+
+def split_attacker(images: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(tuning, validation)``: a seeded split of the attacker's own faces (validation >= 4)."""
+    n = images.shape[0]
+    count = min(n - 1, max(4, int(round(fraction * n))))
+    if count < 1:
+        raise ValueError(f"the attacker needs at least 2 faces, got {n}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return images[order[count:]], images[order[:count]]
+
+
 def make_captures(camera: Camera, images: torch.Tensor, quantise: bool, batch_size: int = 16) -> torch.Tensor:
-    """Captures of ``images`` through ``camera`` (eval mode), 8-bit quantised when asked."""
+    """Noise-free captures of ``images`` (eval mode), 8-bit quantised when asked."""
     camera = camera.eval()
     with torch.no_grad():
         psf = camera.psf()
@@ -84,11 +160,43 @@ def choose_wiener(captures: torch.Tensor, originals: torch.Tensor, psf: torch.Te
 def choose_rl(
     captures: torch.Tensor, originals: torch.Tensor, psf: torch.Tensor, iterations, mode: str = "linear"
 ) -> Choice:
-    """The Richardson–Lucy iteration count with the best mean PSNR on the attacker's faces."""
+    """The Richardson–Lucy iteration count with the best mean PSNR among fixed candidates."""
     counts = sorted(int(i) for i in iterations)
     snapshots = richardson_lucy(captures, psf, counts[-1], snapshots=counts, mode=mode)
     table = {float(n): float(psnr(r, originals).mean()) for n, r in zip(counts, snapshots, strict=True)}
     return Choice(max(table, key=table.get), table)
+
+
+def choose_rl_by_rule(
+    captures: torch.Tensor,
+    originals: torch.Tensor,
+    psf: torch.Tensor,
+    settings: AttackSettings,
+    mode: str = "linear",
+) -> Choice:
+    """Richardson–Lucy iterations picked by :class:`PlateauStop` on the attacker's faces."""
+    rule = PlateauStop(originals, settings.rl_check_every, settings.rl_patience, settings.rl_cap)
+    richardson_lucy_stopping(captures, originals, psf, rule, mode)
+    note = f"stopped by {rule.stopped_by} after {max(rule.history)} iterations"
+    return Choice(float(rule.best), {float(k): v for k, v in rule.history.items()}, note)
+
+
+def mmse_attack(
+    own_faces: torch.Tensor, psf: torch.Tensor, noise_variance: float
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The best linear attacker: cross-spectrum of the attacker's faces on the same edge-extended
+    canvas as :func:`wiener_deconvolve`, the known PSF and noise variance."""
+    extended, _ = _extend(own_faces, psf)
+    spectrum = cross_spectrum(extended.double())
+    mean = extended.double().mean(dim=(0, 2, 3))
+    transfer = otf(psf.double(), tuple(extended.shape[-2:]))
+
+    def recover(captures: torch.Tensor) -> torch.Tensor:
+        canvas, offset = _extend(captures, psf)
+        out = wiener_restore(canvas.double(), transfer, spectrum, noise_variance, mean)
+        return _crop(out, offset, tuple(captures.shape[-2:])).clamp(0, 1).to(captures.dtype)
+
+    return recover
 
 
 def bicubic_from_large_pixels(captures: torch.Tensor, lowres_size: int) -> torch.Tensor:
@@ -97,23 +205,62 @@ def bicubic_from_large_pixels(captures: torch.Tensor, lowres_size: int) -> torch
     return F.interpolate(small, size=captures.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def score(
-    recovered: torch.Tensor, originals: torch.Tensor, identity: IdentityDistance | None
-) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
-    """Mean PSNR, SSIM, identity distance and re-identification rate, and the per-image values."""
-    per_image = {"psnr": psnr(recovered, originals).double(), "ssim": ssim(recovered, originals)}
-    if identity is not None:
-        distance = identity(originals, recovered).double()
-        per_image["identity_distance"] = distance
-    summary = {name: float(values.mean()) for name, values in per_image.items()}
-    if identity is not None:
-        valid = ~torch.isnan(distance)
-        summary["identity_distance"] = float(distance[valid].mean()) if valid.any() else float("nan")
-        summary["reidentified"] = (
-            float((distance[valid] < SAME_PERSON_THRESHOLD).double().mean()) if valid.any() else float("nan")
+def _identity_scores(identity, evaluated, recovered, own, own_recovered) -> tuple[dict, torch.Tensor]:
+    """Recognition figures and per-image distances (NaN where dlib finds no face in the original)."""
+    gallery, probes, kept = identity.pair_embeddings(evaluated, recovered)
+    distance = torch.full((evaluated.shape[0],), float("nan"), dtype=torch.float64)
+    distance[torch.from_numpy(kept)] = torch.from_numpy(np.linalg.norm(probes - gallery, axis=1))
+    row: dict[str, float] = {"faces": int(gallery.shape[0]), "measured_faces": int(gallery.shape[0])}
+    cal_gallery, cal_probes, _ = identity.pair_embeddings(own, own_recovered)
+    if gallery.shape[0] >= 2 and cal_gallery.shape[0] >= 2:
+        figures = recognition_figures(
+            gallery, probes, cal_gallery, cal_probes, same_person=SAME_PERSON_THRESHOLD
         )
-        summary["measured_faces"] = int(valid.sum())
+        row.update(figures.row())
+        row["identity_distance"], row["reidentified"] = row["id_distance"], row["reid"]
+    return row, distance
+
+
+def score(
+    recovered: torch.Tensor,
+    originals: torch.Tensor,
+    identity=None,
+    own: torch.Tensor | None = None,
+    own_recovered: torch.Tensor | None = None,
+) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """PSNR, SSIM and (with ``identity``) the recognition figures of one attack, plus per-image
+    PSNR/SSIM/identity distance. ``own``/``own_recovered``: the attacker's validation faces and
+    their recoveries, for the verification threshold (without them only distances are given)."""
+    per_image = {"psnr": psnr(recovered, originals).double(), "ssim": ssim(recovered, originals)}
+    summary = {name: float(values.mean()) for name, values in per_image.items()}
+    if identity is None:
+        return summary, per_image
+    if own is not None and own_recovered is not None and hasattr(identity, "pair_embeddings"):
+        row, distance = _identity_scores(identity, originals, recovered, own, own_recovered)
+        summary.update(row)
+    else:
+        distance = identity(originals, recovered).double()
+    per_image["identity_distance"] = distance
+    valid = ~torch.isnan(distance)
+    summary["identity_distance"] = float(distance[valid].mean()) if valid.any() else float("nan")
+    summary["reidentified"] = (
+        float((distance[valid] < SAME_PERSON_THRESHOLD).double().mean()) if valid.any() else float("nan")
+    )
+    summary["measured_faces"] = int(valid.sum())
     return summary, per_image
+
+
+def _blind_psf(camera: Camera, own: torch.Tensor, own_originals: torch.Tensor, settings: AttackSettings):
+    """The blind attacker's PSF: target captures, eps chosen by Wiener PSNR on their own faces."""
+    mean_capture, target = capture_target(camera, settings.blind_frames, settings.read_noise, settings.seed)
+    table, psfs = {}, {}
+    for eps in settings.blind_eps:
+        psfs[eps] = estimate_psf(mean_capture, target, eps)
+        table[eps] = max(
+            choose_wiener(own, own_originals, psfs[eps], settings.wiener_lambdas).candidates.values()
+        )
+    best = max(table, key=table.get)
+    return psfs[best], Choice(best, table, f"{settings.blind_frames} frames of the calibration target")
 
 
 def attack_lens(
@@ -122,37 +269,86 @@ def attack_lens(
     attacker_images: torch.Tensor,
     evaluation_images: torch.Tensor,
     settings: AttackSettings | None = None,
-    identity: IdentityDistance | None = None,
+    identity=None,
     progress: Callable[[str], None] | None = None,
 ) -> LensAttackResult:
     """Every attack against ``camera``; see the module docstring for the protocol."""
     settings = settings or AttackSettings()
     say = progress or (lambda message: None)
+    check_disjoint(attacker_images, evaluation_images)
+    tune, own = split_attacker(attacker_images, settings.validation_fraction, settings.seed)
+    noise, q = settings.read_noise, settings.quantise
     with torch.no_grad():
         psf = camera.eval().psf()
-    attacker_captures = make_captures(camera, attacker_images, settings.quantise)
-    captures = make_captures(camera, evaluation_images, settings.quantise)
-    recovered: dict[str, torch.Tensor] = {"none": captures}
+    captures = sensor_captures(camera, evaluation_images, noise, q, seed=settings.seed + 1, psf=psf)
+    own_captures = sensor_captures(camera, own, noise, q, seed=settings.seed + 2, psf=psf)
+    tune_captures = sensor_captures(camera, tune, noise, q, seed=settings.seed + 3, psf=psf)
+    attacks: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"none": lambda y: y}
     choices: dict[str, Choice] = {}
     lowres = camera.config.lowres_size
+    mode = camera.config.convolution
     if lowres is None:
         say(f"{name}: choosing the Wiener regularisation")
-        choices["wiener"] = choose_wiener(attacker_captures, attacker_images, psf, settings.wiener_lambdas)
-        recovered["wiener"] = wiener_deconvolve(captures, psf, choices["wiener"].value)
-        say(f"{name}: choosing the Richardson–Lucy iteration count")
-        mode = camera.config.convolution
-        choices["richardson-lucy"] = choose_rl(
-            attacker_captures, attacker_images, psf, settings.rl_iterations, mode
-        )
-        iterations = int(choices["richardson-lucy"].value)
-        recovered["richardson-lucy"] = richardson_lucy(captures, psf, iterations, mode=mode)
+        choices["wiener"] = choose_wiener(tune_captures, tune, psf, settings.wiener_lambdas)
+        lam = choices["wiener"].value
+        attacks["wiener"] = lambda y, lam=lam: wiener_deconvolve(y, psf, lam)
+        if settings.mmse:
+            say(f"{name}: the best linear attacker (faces' cross-spectrum, noise level tuned)")
+            variance = max(noise**2 + (QUANTISATION_VARIANCE if q else 0.0), 1e-8)
+            table, recoverers = {}, {}
+            for scale in settings.mmse_noise_scales:
+                recoverers[scale] = mmse_attack(tune, psf, variance * scale)
+                table[scale] = float(psnr(recoverers[scale](own_captures), own).mean())
+            best_scale = max(table, key=table.get)
+            choices["wiener-mmse"] = Choice(best_scale, table, "noise-variance scale (model mismatch)")
+            attacks["wiener-mmse"] = recoverers[best_scale]
+        say(f"{name}: Richardson–Lucy until the attacker's validation PSNR stops rising")
+        choices["richardson-lucy"] = choose_rl_by_rule(own_captures, own, psf, settings, mode)
+        steps = int(choices["richardson-lucy"].value)
+        attacks["richardson-lucy"] = lambda y, n=steps: richardson_lucy(y, psf, n, mode=mode)
+        if settings.blind:
+            say(f"{name}: blind attacker (PSF from a calibration target)")
+            blind_psf, choices["blind-psf"] = _blind_psf(camera, tune_captures, tune, settings)
+            choices["blind-wiener"] = choose_wiener(tune_captures, tune, blind_psf, settings.wiener_lambdas)
+            blind_lam = choices["blind-wiener"].value
+            attacks["blind-wiener"] = lambda y, lam=blind_lam: wiener_deconvolve(y, blind_psf, lam)
+            choices["blind-rl"] = choose_rl_by_rule(own_captures, own, blind_psf, settings, mode)
+            blind_steps = int(choices["blind-rl"].value)
+            attacks["blind-rl"] = lambda y, n=blind_steps: richardson_lucy(y, blind_psf, n, mode=mode)
     else:
-        recovered["bicubic"] = bicubic_from_large_pixels(captures, lowres)
+        attacks["bicubic"] = lambda y: bicubic_from_large_pixels(y, lowres)
     if settings.inversion is not None:
-        say(f"{name}: training the inversion network ({settings.inversion.steps} steps)")
-        model = train_inversion(camera, attacker_images, settings.inversion, quantise=settings.quantise)
-        recovered["inversion"] = invert(model, captures)
-    scores, per_image = {}, {}
-    for attack, images in recovered.items():
-        scores[attack], per_image[attack] = score(images, evaluation_images, identity)
+        training = dataclasses.replace(settings.inversion, read_noise=noise)
+        say(f"{name}: training the inversion network (up to {training.steps} steps)")
+        model = train_inversion(camera, tune, training, quantise=q, validation=(own_captures, own))
+        choices["inversion"] = Choice(
+            float(model.trained_steps),
+            {float(model.trained_steps): float(model.validation_psnr)},
+            "training steps (early stop on the attacker's validation PSNR)",
+        )
+        attacks["inversion"] = lambda y: invert(model, y)
+    recovered, scores, per_image = {}, {}, {}
+    for attack, recover in attacks.items():
+        with torch.no_grad():
+            recovered[attack] = recover(captures)
+            own_recovered = recover(own_captures)
+        say(f"{name}: scoring {attack}")
+        scores[attack], per_image[attack] = score(
+            recovered[attack], evaluation_images, identity, own, own_recovered
+        )
     return LensAttackResult(name, recovered, choices, scores, per_image)
+
+
+def strongest(scores: dict[str, dict[str, float]]) -> str:
+    """The attack that identifies best: highest rank-1, then lowest mean identity distance."""
+
+    def key(attack: str) -> tuple[float, float]:
+        row = scores[attack]
+        rank1 = row.get("rank1", float("nan"))
+        distance = row.get("identity_distance", float("nan"))
+        return (
+            -1.0 if np.isnan(rank1) else rank1,
+            -(np.inf if np.isnan(distance) else distance),
+        )
+
+    return max(scores, key=key)

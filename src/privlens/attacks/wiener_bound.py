@@ -93,3 +93,12 @@ def wiener_restore(
     spectra = torch.fft.fft2(centred).permute(0, 2, 3, 1)  # [B, H, W, C]
     estimate = torch.einsum("hwcd,bhwd->bhwc", gain, spectra).permute(0, 3, 1, 2)
     return torch.fft.ifft2(estimate).real + mean[None, :, None, None]
+
+
+def wiener_privacy_db(scenes: torch.Tensor, psf: torch.Tensor, noise_variance: float) -> torch.Tensor:
+    """The best linear attacker's PSNR (dB) on the captures of ``scenes`` ``[B, C, N, N]`` through
+    ``psf`` ``[C, K, K]`` (circular model on the scenes' canvas, cross-spectrum from this batch).
+    Differentiable in ``psf``: Stage I's ``objective: robust`` minimises it."""
+    spectrum = cross_spectrum(scenes.detach().float())
+    transfer = otf(psf.float(), tuple(scenes.shape[-2:]))
+    return wiener_psnr_db(transfer, spectrum, noise_variance)

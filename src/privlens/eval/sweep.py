@@ -1,22 +1,25 @@
 """The privacy–utility trade-off over a family of lenses (``privlens sweep``).
 
-For each lens, on the validation faces of a prepared folder:
+For each lens, on the evaluated faces (the validation split of a prepared folder, never trained
+on), with the sensor noise of :mod:`privlens.attacks.capture`:
 
-* privacy: the dlib identity distance between each face and its recovery by the *strongest*
-  attack (the non-blind Wiener and Richardson–Lucy attackers of :mod:`privlens.attacks`, each
-  tuned on the training faces; the attack with the lowest mean distance counts), and the share
-  of faces re-identified (distance < 0.6). Higher distance = more private.
-* utility: the heatmap network's landmark error on the captures: landmarks decoded from U(y) by
-  soft-argmax against the prepared dlib landmarks, as NME (inter-ocular, %) and in pixels.
-  Lower = geometry better kept.
+* privacy: the full attack suite of :mod:`privlens.attacks.suite` (each attack tuned on the
+  attacker's own faces, the training split), scored by rank-1 identification against a gallery of
+  the N evaluated identities (chance 1/N), TAR at FAR 1e-2 / 1e-3, the dlib identity distance and
+  the share re-identified (distance < 0.6). The *strongest* attack (highest rank-1, then lowest
+  distance) counts for the lens. Every figure carries its N and a bootstrap 95 % interval.
+* utility: the heatmap network's landmark error on the (noisy, 8-bit) captures: landmarks decoded
+  from U(y) by soft-argmax against the prepared dlib landmarks, as NME (inter-ocular, %) and in
+  pixels. Lower = geometry better kept.
 
-A lens is Pareto-optimal when no other lens is both more private and more useful.
+A lens is Pareto-optimal when no other lens is both more private (lower rank-1 after the strongest
+attack, then larger distance) and more useful.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -26,13 +29,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from privlens.anonymize.pipeline import heatmap_landmarks  # noqa: E402
-from privlens.attacks.deconvolution import richardson_lucy, wiener_deconvolve  # noqa: E402
+from privlens.attacks.capture import DEFAULT_READ_NOISE, sensor_captures  # noqa: E402
 from privlens.attacks.identity import OriginalBoxIdentity  # noqa: E402
+from privlens.attacks.inversion import InversionTraining  # noqa: E402
 from privlens.attacks.suite import (  # noqa: E402
     SAME_PERSON_THRESHOLD,
-    choose_rl,
-    choose_wiener,
-    make_captures,
+    AttackSettings,
+    attack_lens,
+    strongest,
 )
 from privlens.nets import HeatmapNet  # noqa: E402
 from privlens.optics.camera import Camera  # noqa: E402
@@ -40,15 +44,36 @@ from privlens.report.tables import write_tables  # noqa: E402
 from privlens.train.metrics import landmark_nme  # noqa: E402
 
 
+def sweep_settings() -> AttackSettings:
+    """The sweep's attack suite: every attack, a CPU-sized inversion network (early stopped)."""
+    return AttackSettings(
+        inversion=InversionTraining(steps=600, batch_size=8, width=8, check_every=50, patience=4)
+    )
+
+
 @dataclass
 class SweepPoint:
     lens: str
+    strongest_attack: str
+    faces: int
+    chance_rank1: float
+    rank1: float
+    rank1_ci: tuple[float, float]
+    tar_far1e2: float
+    tar_far1e3: float
     identity_distance: float
     reidentified: float
-    strongest_attack: str
+    reidentified_ci: tuple[float, float]
     nme_percent: float
     landmark_error_px: float
     pareto: bool = False
+    attacks: dict[str, dict] = field(default_factory=dict)
+
+    def row(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "attacks"}
+        out["rank1_ci"] = f"[{self.rank1_ci[0]:.2f}, {self.rank1_ci[1]:.2f}]"
+        out["reidentified_ci"] = f"[{self.reidentified_ci[0]:.2f}, {self.reidentified_ci[1]:.2f}]"
+        return out
 
 
 def pareto_front(privacy: list[float], error: list[float]) -> list[bool]:
@@ -66,49 +91,41 @@ def pareto_front(privacy: list[float], error: list[float]) -> list[bool]:
 
 @torch.no_grad()
 def landmark_errors(
-    camera: Camera, heatmap_net: HeatmapNet, images: torch.Tensor, truth: torch.Tensor
+    camera: Camera | None,
+    heatmap_net: HeatmapNet,
+    images: torch.Tensor,
+    truth: torch.Tensor,
+    read_noise: float = DEFAULT_READ_NOISE,
 ) -> tuple[float, float]:
-    """Mean NME (%) and mean pixel error of U's landmarks on the captures of ``images``."""
-    captures = make_captures(camera, images, quantise=True)
+    """Mean NME (%) and mean pixel error of U's landmarks on the noisy 8-bit captures of
+    ``images`` (``camera=None``: on the clean images themselves, U's reference error)."""
+    captures = images if camera is None else sensor_captures(camera, images, read_noise, seed=7)
     predicted = heatmap_landmarks(heatmap_net.eval()(captures), images.shape[-1])
     nme = landmark_nme(predicted, truth)
     pixels = torch.linalg.vector_norm(predicted - truth, dim=-1).mean(dim=-1)
     return float(nme.mean() * 100), float(pixels.mean())
 
 
-def strongest_attack_distance(
-    camera: Camera,
-    attacker: torch.Tensor,
-    evaluation: torch.Tensor,
-    identity: OriginalBoxIdentity,
-    lambdas: tuple[float, ...],
-    iterations: tuple[int, ...],
-) -> tuple[float, float, str]:
-    """Mean identity distance and re-identified share under the attack that re-identifies best."""
-    with torch.no_grad():
-        psf = camera.eval().psf()
-    own = make_captures(camera, attacker, quantise=True)
-    captures = make_captures(camera, evaluation, quantise=True)
-    recovered = {"none": captures}
-    if camera.config.lowres_size is None:
-        lam = choose_wiener(own, attacker, psf, lambdas).value
-        recovered["wiener"] = wiener_deconvolve(captures, psf, lam)
-        mode = camera.config.convolution
-        steps = int(choose_rl(own, attacker, psf, iterations, mode).value)
-        recovered["richardson-lucy"] = richardson_lucy(captures, psf, steps, mode=mode)
-    best = None
-    for attack, images in recovered.items():
-        distance = identity(evaluation, images)
-        valid = ~torch.isnan(distance)
-        if not valid.any():
-            continue
-        mean = float(distance[valid].mean())
-        share = float((distance[valid] < SAME_PERSON_THRESHOLD).double().mean())
-        if best is None or mean < best[0]:
-            best = (mean, share, attack)
-    if best is None:
-        return float("nan"), float("nan"), "none"
-    return best
+def _point(name: str, scores: dict[str, dict], nme: float, pixels: float) -> SweepPoint:
+    attack = strongest(scores)
+    row = scores[attack]
+    nan = float("nan")
+    return SweepPoint(
+        lens=name,
+        strongest_attack=attack,
+        faces=int(row.get("faces", 0)),
+        chance_rank1=row.get("chance_rank1", nan),
+        rank1=row.get("rank1", nan),
+        rank1_ci=(row.get("rank1_lo", nan), row.get("rank1_hi", nan)),
+        tar_far1e2=row.get("tar@far0.01", nan),
+        tar_far1e3=row.get("tar@far0.001", nan),
+        identity_distance=row.get("identity_distance", nan),
+        reidentified=row.get("reidentified", nan),
+        reidentified_ci=(row.get("reid_lo", nan), row.get("reid_hi", nan)),
+        nme_percent=nme,
+        landmark_error_px=pixels,
+        attacks=scores,
+    )
 
 
 def run_sweep(
@@ -118,63 +135,85 @@ def run_sweep(
     evaluation: torch.Tensor,
     truth: torch.Tensor,
     out: Path,
-    lambdas: tuple[float, ...] = tuple(float(v) for v in torch.logspace(-6, 0, 7)),
-    iterations: tuple[int, ...] = (1, 5, 20, 50),
+    settings: AttackSettings | None = None,
+    clean_net: HeatmapNet | None = None,
     progress: Callable[[str], None] | None = None,
+    precomputed: dict[str, dict[str, dict]] | None = None,
 ) -> list[SweepPoint]:
-    """Evaluate every lens; write ``sweep.{md,csv,json}`` and ``sweep.png`` to ``out``."""
+    """Evaluate every lens; write ``sweep.{md,csv,json}``, ``sweep_attacks.{md,csv,json}`` (every
+    attack of every lens) and ``sweep.png`` to ``out``. ``clean_net``: U for clean faces, whose NME
+    on the clean evaluated faces is reported as the utility reference. ``precomputed``: attack scores
+per lens from an earlier :func:`privlens.attacks.suite.attack_lens` run (those lenses are not
+attacked again)."""
     say = progress or (lambda message: None)
+    settings = settings or sweep_settings()
     identity = OriginalBoxIdentity()
     points = []
     for name, camera in lenses.items():
         say(f"sweep: {name}")
-        distance, share, attack = strongest_attack_distance(
-            camera, attacker, evaluation, identity, lambdas, iterations
-        )
-        nme, pixels = landmark_errors(camera, heatmap_nets[name], evaluation, truth)
-        points.append(SweepPoint(name, distance, share, attack, nme, pixels))
-    flags = pareto_front([p.identity_distance for p in points], [p.nme_percent for p in points])
+        if precomputed is not None and name in precomputed:
+            scores = precomputed[name]
+        else:
+            scores = attack_lens(name, camera, attacker, evaluation, settings, identity, say).scores
+        nme, pixels = landmark_errors(camera, heatmap_nets[name], evaluation, truth, settings.read_noise)
+        points.append(_point(name, scores, nme, pixels))
+    flags = pareto_front(
+        [-p.rank1 + 1e-3 * p.identity_distance for p in points], [p.nme_percent for p in points]
+    )
     for point, flag in zip(points, flags, strict=True):
         point.pareto = flag
-    rows = [point.__dict__.copy() for point in points]
-    write_tables(rows, Path(out) / "sweep", {"same_person_threshold": SAME_PERSON_THRESHOLD})
-    plot_sweep(points, Path(out) / "sweep.png")
+    extra = {
+        "same_person_threshold": SAME_PERSON_THRESHOLD,
+        "read_noise": settings.read_noise,
+        "attacker_faces": int(attacker.shape[0]),
+        "evaluated_faces": int(evaluation.shape[0]),
+    }
+    if clean_net is not None:
+        extra["clean_nme_percent"], extra["clean_landmark_error_px"] = landmark_errors(
+            None, clean_net, evaluation, truth
+        )
+    write_tables([p.row() for p in points], Path(out) / "sweep", extra)
+    detail = [{"lens": p.lens, "attack": a, **s} for p in points for a, s in p.attacks.items()]
+    write_tables(detail, Path(out) / "sweep_attacks", extra)
+    plot_sweep(points, Path(out) / "sweep.png", extra.get("clean_nme_percent"))
     return points
 
 
-def plot_sweep(points: list[SweepPoint], path: Path) -> Path:
-    """Identity distance after the strongest attack against landmark NME; Pareto front joined."""
-    figure, axis = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+def plot_sweep(points: list[SweepPoint], path: Path, clean_nme: float | None = None) -> Path:
+    """Rank-1 after the strongest attack against landmark NME; chance and Pareto front drawn."""
+    figure, axis = plt.subplots(figsize=(6.8, 4.8), layout="constrained")
     for point in points:
-        axis.scatter(point.nme_percent, point.identity_distance, s=40, color="C3" if point.pareto else "C0")
+        low, high = point.rank1_ci
+        axis.errorbar(
+            point.nme_percent,
+            point.rank1,
+            yerr=[[max(point.rank1 - low, 0)], [max(high - point.rank1, 0)]],
+            fmt="o",
+            color="C3" if point.pareto else "C0",
+            capsize=2,
+        )
         axis.annotate(
-            point.lens,
-            (point.nme_percent, point.identity_distance),
-            fontsize=8,
+            f"{point.lens} ({point.strongest_attack})",
+            (point.nme_percent, point.rank1),
+            fontsize=7,
             xytext=(4, 4),
             textcoords="offset points",
         )
     front = sorted((p for p in points if p.pareto), key=lambda p: p.nme_percent)
     if len(front) > 1:
-        axis.plot(
-            [p.nme_percent for p in front],
-            [p.identity_distance for p in front],
-            color="C3",
-            label="Pareto front",
-        )
-        axis.legend(loc="best")
-    axis.axhline(SAME_PERSON_THRESHOLD, color="grey", linestyle="--", linewidth=1)
-    axis.text(
-        axis.get_xlim()[0],
-        SAME_PERSON_THRESHOLD,
-        " same-person threshold",
-        va="bottom",
-        fontsize=8,
-        color="grey",
-    )
-    axis.set_xlabel("landmark NME of U on the captures, % (lower: geometry kept)")
-    axis.set_ylabel("ID distance after strongest attack (higher: private)")
-    axis.set_title("privacy–utility trade-off")
+        axis.plot([p.nme_percent for p in front], [p.rank1 for p in front], color="C3", label="Pareto front")
+    if points and points[0].chance_rank1 == points[0].chance_rank1:
+        chance = points[0].chance_rank1
+        axis.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance (1/{points[0].faces})")
+        axis.axhline(2 * chance, color="grey", linestyle=":", linewidth=1, label="2 x chance")
+    if clean_nme is not None:
+        axis.axvline(clean_nme, color="C2", linestyle="--", linewidth=1, label="U on clean faces")
+        axis.axvline(1.5 * clean_nme, color="C2", linestyle=":", linewidth=1, label="1.5 x clean NME")
+    axis.legend(loc="best", fontsize=7)
+    n = points[0].faces if points else 0
+    axis.set_xlabel("landmark NME of U on the noisy captures, % (lower: geometry kept)")
+    axis.set_ylabel(f"rank-1 identification after the strongest attack (N={n}; lower: private)")
+    axis.set_title("privacy–utility trade-off (95 % bootstrap intervals)")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
