@@ -24,8 +24,9 @@ from privlens.train.stage1_config import Stage1Config
 def test_heatmap_pretraining_lowers_heldout_loss_and_nme(pretrained_run):
     s = pretrained_run.summary
     assert s["mode"] == "heatmap" and s["steps"] == 40
-    assert s["val_end"]["heatmap_l1"] < 0.7 * s["val_start"]["heatmap_l1"]
-    assert s["val_end"]["nme"] < s["val_start"]["nme"]
+    # U trains on the MSE/coordinate loss; the L1 stays a held-out diagnostic and falls too.
+    assert s["val_end"]["heatmap_l1"] < 0.8 * s["val_start"]["heatmap_l1"]
+    assert s["val_end"]["nme"] < 0.5 * s["val_start"]["nme"]
     assert s["val_start"]["distortion"] == 0.0  # clean scenes, no camera
     net = load_heatmap_net(pretrained_run.files["net"])
     assert net.arch["width"] == 32 and net.arch["depth"] == 4

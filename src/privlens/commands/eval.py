@@ -81,3 +81,8 @@ def pairs(
         err_console.print(f"wrote {escape(str(out))}", highlight=False)
     if report.pairs == 0:
         raise typer.Exit(code=1)
+
+
+from privlens.commands.eval_heatmap import heatmap as _heatmap  # noqa: E402
+
+eval_app.command("heatmap")(_heatmap)

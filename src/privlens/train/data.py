@@ -4,11 +4,14 @@ The faces come from a folder written by ``privlens data prepare`` (``train/``, `
 ``landmarks.csv``, read with :func:`privlens.data.prepare.read_landmarks_csv`). Landmarks are
 (x, y) pixels of the image they belong to, origin at the centre of the top-left pixel.
 
-Augmentation (training split): the StarGAN v2 random resized crop (probability ``crop_p``, box
-from :func:`privlens.data.transforms.random_resized_crop_box`) and a horizontal flip
-(probability ``flip_p``). The landmarks follow the same crop, resize and flip; a flip also
-mirrors the landmark indices (the subject's right eye becomes the left one), see
-:data:`FLIP_PERMUTATION`. U*(x) is rendered from these landmarks on the training device.
+Augmentation (training split), in this order: the StarGAN v2 random resized crop (probability
+``crop_p``, box from :func:`privlens.data.transforms.random_resized_crop_box`); a random
+similarity warp (rotation within +-``rotate_deg``, scale within 1 +- ``scale_jitter``, shift
+within +-``shift_fraction`` of the side; :func:`privlens.data.transforms.similarity_warp`); a
+horizontal flip (probability ``flip_p``); a colour jitter of strength ``colour``. The landmarks
+follow every geometric step; a flip also mirrors the landmark indices (the subject's right eye
+becomes the left one), see :data:`FLIP_PERMUTATION`. U*(x) is rendered from these landmarks on
+the training device. Decoded images are kept in memory (the sets are small aligned crops).
 
 Reproducibility: sample order and augmentation draws are functions of ``(seed, step)`` only
 (:class:`StepBatchSampler`), so a run resumed at step ``s`` sees exactly the batches an
@@ -26,7 +29,12 @@ from torch.utils.data import Dataset, Sampler
 
 from privlens.data.images import load_image
 from privlens.data.prepare import read_landmarks_csv
-from privlens.data.transforms import random_resized_crop_box
+from privlens.data.transforms import (
+    colour_jitter,
+    random_resized_crop_box,
+    random_similarity,
+    similarity_warp,
+)
 
 
 def _flip_permutation() -> tuple[int, ...]:
@@ -93,6 +101,10 @@ class LandmarkFaces(Dataset):
         crop_p: float = 0.5,
         flip_p: float = 0.5,
         limit: int | None = None,
+        rotate_deg: float = 0.0,
+        scale_jitter: float = 0.0,
+        shift_fraction: float = 0.0,
+        colour: float = 0.0,
     ) -> None:
         self.root = Path(root)
         table = self.root / "landmarks.csv"
@@ -115,6 +127,9 @@ class LandmarkFaces(Dataset):
         if not self.items:
             raise ValueError(f"{table}: no faces in the {split!r} split")
         self.size, self.augment, self.crop_p, self.flip_p = size, augment, crop_p, flip_p
+        self.rotate_deg, self.scale_jitter, self.shift_fraction = rotate_deg, scale_jitter, shift_fraction
+        self.colour = colour
+        self._images: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -122,7 +137,9 @@ class LandmarkFaces(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index, draw_seed = key if isinstance(key, tuple) else (key, None)
         name, landmarks = self.items[index]
-        image = load_image(self.root / name)
+        if index not in self._images:
+            self._images[index] = load_image(self.root / name)
+        image = self._images[index]
         if not self.augment or draw_seed is None:
             image, landmarks = crop_resize(image, landmarks, centre_box(*image.shape[-2:]), self.size)
             return {"image": image.contiguous(), "landmarks": landmarks}
@@ -131,9 +148,19 @@ class LandmarkFaces(Dataset):
         if float(torch.rand((), generator=generator)) < self.crop_p:
             box = random_resized_crop_box(*image.shape[-2:], generator=generator)
         image, landmarks = crop_resize(image, landmarks, box, self.size)
+        if self.rotate_deg or self.scale_jitter or self.shift_fraction:
+            angle, scale, shift = random_similarity(
+                self.size, self.rotate_deg, self.scale_jitter, self.shift_fraction, generator
+            )
+            image, landmarks = similarity_warp(image, landmarks, angle, scale, shift)
         if float(torch.rand((), generator=generator)) < self.flip_p:
             image, landmarks = hflip(image, landmarks)
+        image = colour_jitter(image, self.colour, generator)
         return {"image": image.contiguous(), "landmarks": landmarks}
+
+    def mean_shape(self) -> torch.Tensor:
+        """``[68, 2]`` mean of the split's landmarks in pixels of the returned (unaugmented) images."""
+        return torch.stack([self[i]["landmarks"] for i in range(len(self))]).mean(dim=0)
 
 
 def mix_seed(*values: int) -> int:

@@ -21,6 +21,7 @@ a resumed run reach the same state as an uninterrupted one.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -51,6 +52,7 @@ from privlens.train.distributed import (
 )
 from privlens.train.losses import Stage1Loss, heatmap_targets, stage1_loss
 from privlens.train.metrics import landmark_nme
+from privlens.train.objectives import robust_losses
 from privlens.train.runs import RunResult, append_metrics, check_data_root, locked_run_folder, trim_metrics
 from privlens.train.stage1_config import Stage1Config
 
@@ -119,10 +121,12 @@ def train_step(
     learn_optics: bool,
     scene: torch.Tensor,
     landmarks: torch.Tensor,
+    psf_scale: float = 1.0,
 ) -> StepOutput:
     """One optimisation step on a batch: render U*(x) from the landmarks on the batch's device,
     capture, predict, Eq. 6, backward, step every optimiser (skipped if a gradient is not finite),
-    then keep beta inside ``camera.mirror_limit_um``. ``model`` may be wrapped in DDP."""
+    then keep beta inside ``camera.mirror_limit_um``. ``model`` may be wrapped in DDP.
+    ``psf_scale`` divides ||H - H_f|| (``loss.psf_norm``, see :func:`psf_scale_of`)."""
     size = config.data.image_size
     target = heatmap_targets(
         landmarks, size, size // 4, config.net.heatmap_sigma, config.net.mask_sigma_fraction
@@ -138,7 +142,14 @@ def train_step(
         config.loss.alpha1,
         config.loss.alpha2,
         optics=learn_optics,
+        heatmap=config.loss.heatmap,
+        foreground_weight=config.loss.foreground_weight,
+        coord_weight=config.loss.coord_weight,
+        landmarks=landmarks,
+        psf_scale=psf_scale,
     )
+    if learn_optics and config.loss.objective == "robust":  # attack-aware privacy term
+        losses = robust_losses(losses, scene, psf, config.loss)
     for optimizer in optimizers.values():
         optimizer.zero_grad(set_to_none=True)
     losses.total.backward()
@@ -149,6 +160,26 @@ def train_step(
         if learn_optics and camera is not None and config.camera.mirror_limit_um is not None:
             camera.project_(config.camera.mirror_limit_um)
     return StepOutput(losses, capture, psf, predictions, target, finite)
+
+
+def lr_factor(schedule: str, step: int, steps: int, final_fraction: float) -> float:
+    """Multiplier of every base learning rate at ``step`` (0-based) of ``steps``: 1 for
+    ``constant``; for ``cosine`` half a cosine from 1 down to ``final_fraction`` at the last step.
+    A function of the step alone, so a resumed run follows the same schedule."""
+    if schedule == "constant" or steps <= 1:
+        return 1.0
+    progress = min(step / (steps - 1), 1.0)
+    return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def psf_scale_of(camera: Camera | None, reference_psf: torch.Tensor | None, config: Stage1Config) -> float:
+    """The divisor of ||H - H_f||: 1 (``loss.psf_norm: none``, Eq. 4 as printed) or
+    ||H_open - H_f||, the distance of the open lens to the reference (``open``)."""
+    if config.loss.psf_norm == "none" or camera is None or reference_psf is None:
+        return 1.0
+    with torch.no_grad():
+        open_psf = camera.psf(torch.zeros_like(camera.coeffs_um))
+        return float(torch.linalg.vector_norm((open_psf - reference_psf).flatten()).clamp_min(1e-12))
 
 
 def build_camera(mode: Mode, config: Stage1Config) -> Camera | None:
@@ -300,8 +331,18 @@ def _run(
     torch.manual_seed(mix_seed(t.seed, 0x5EED))  # identical initial weights on every rank
 
     try:
+        d = config.data
         train_set = LandmarkFaces(
-            root, "train", size, augment=True, crop_p=config.data.crop_p, flip_p=config.data.flip_p
+            root,
+            "train",
+            size,
+            augment=True,
+            crop_p=d.crop_p,
+            flip_p=d.flip_p,
+            rotate_deg=d.rotate_deg,
+            scale_jitter=d.scale_jitter,
+            shift_fraction=d.shift_fraction,
+            colour=d.colour,
         )
         val_set = LandmarkFaces(root, "val", size, augment=False, limit=config.data.val_limit)
     except (OSError, ValueError) as error:  # empty split, unreadable landmarks.csv
@@ -318,6 +359,7 @@ def _run(
         assert camera is not None
         optimizers["camera"] = torch.optim.Adam([camera.coeffs_um], lr=config.camera.lr)
     reference_psf = camera.defocus_psf(config.loss.defocus_um) if learn_optics else None
+    psf_scale = psf_scale_of(camera, reference_psf, config) if learn_optics else 1.0
     modules: dict[str, nn.Module] = {"net": net}
     if camera is not None:
         modules["camera"] = camera
@@ -380,11 +422,18 @@ def _run(
     began = time.perf_counter()
     done_here = 0
     step = start_step
+    base_lrs = {name: [g["lr"] for g in o.param_groups] for name, o in optimizers.items()}
     for step, batch in enumerate(loader, start=start_step):
         torch.manual_seed(mix_seed(t.seed, step, info.rank, 0xA015E))  # camera read noise
+        factor = lr_factor(t.lr_schedule, step, t.steps, t.lr_final_fraction)
+        for name, optimizer in optimizers.items():
+            for group, base in zip(optimizer.param_groups, base_lrs[name], strict=True):
+                group["lr"] = base * factor
         scene = batch["image"].to(device, non_blocking=True)
         landmarks = batch["landmarks"].to(device, non_blocking=True)
-        out = train_step(wrapped, camera, optimizers, reference_psf, config, learn_optics, scene, landmarks)
+        out = train_step(
+            wrapped, camera, optimizers, reference_psf, config, learn_optics, scene, landmarks, psf_scale
+        )
         losses, capture, psf, predictions, target = (
             out.losses,
             out.capture,
@@ -398,6 +447,8 @@ def _run(
         last = {
             k: float(getattr(losses, k).detach()) for k in ("total", "distortion", "psf", "heatmap", "optics")
         }
+        if losses.coords is not None:
+            last["coords"] = float(losses.coords.detach())
         if info.is_main:
             if current % t.log_every == 0 or current == t.steps:
                 for key, value in last.items():
@@ -456,7 +507,10 @@ def _run(
     summary: dict[str, Any] = {}
     if info.is_main:
         provenance = {"stage": "I", "mode": mode, "steps": final_step, "config": config_dict}
-        files["net"] = save_heatmap_net(net, run_dir / NET, provenance)
+        mean_shape = train_set.mean_shape()
+        files["net"] = save_heatmap_net(
+            net, run_dir / NET, provenance, image_size=size, mean_shape=mean_shape
+        )
         if camera is not None:
             from privlens.optics.lensfile import save_lens
 

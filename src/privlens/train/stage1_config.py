@@ -17,8 +17,12 @@ class DataConfig:
 
     root: str | None = None  # a folder written by `privlens data prepare` (--data sets it)
     image_size: int = 256
-    crop_p: float = 0.5  # probability of the random resized crop (scale 0.8-1, aspect 0.9-1.1)
+    crop_p: float = 0.0  # probability of the random resized crop (scale 0.8-1, aspect 0.9-1.1)
     flip_p: float = 0.5  # probability of a horizontal flip (landmark indices mirrored too)
+    rotate_deg: float = 15.0  # random rotation within +- this many degrees (landmarks follow)
+    scale_jitter: float = 0.15  # random scale within 1 +- this (log-uniform)
+    shift_fraction: float = 0.08  # random shift within +- this fraction of the image side
+    colour: float = 0.5  # colour jitter strength in [0, 1] (brightness, contrast, saturation, gamma)
     num_workers: int = 0  # DataLoader worker processes
     val_limit: int | None = None  # evaluate on at most this many validation faces
 
@@ -51,13 +55,29 @@ class CameraSettings:
     mirror_limit_um: float | None = None  # if set, |beta_j| <= limit after every step
 
 
+OBJECTIVES: tuple[str, ...] = ("paper", "robust")
+"""Stage I objectives: ``paper`` is Eqs. 4-6 (with the heatmap options below); ``robust``
+replaces the distortion term by the best linear attacker's PSNR (:mod:`privlens.train.objectives`)."""
+
+
 @dataclass
 class LossConfig:
-    """L = (1 - ||x - y||^2) + alpha1 ||H - H_f||_2 + alpha2 ||U(y) - U*(x)||_1 (Eqs. 4-6)."""
+    """L = (1 - ||x - y||^2) + alpha1 ||H - H_f||_2 + alpha2 L_heatmap (Eqs. 4-6).
 
+    ``heatmap``, ``foreground_weight`` and ``coord_weight`` choose L_heatmap (``l1`` with no
+    weighting and no coordinate term is the paper's Eq. 5); ``psf_norm: open`` divides
+    ||H - H_f|| by ||H_open - H_f|| (see :mod:`privlens.train.losses`)."""
+
+    objective: str = "paper"
+    robust_weight: float = 1.0  # objective robust: weight of PSNR_W / 10 (dB of the Wiener attacker)
+    robust_noise: float = 0.01  # objective robust: the attacker's noise std, image units
     alpha1: float = 10.0
     alpha2: float = 2.0
     defocus_um: float = 0.5  # Noll-4 RMS (um) of the reference defocus PSF H_f
+    heatmap: Literal["l1", "mse"] = "mse"
+    foreground_weight: float = 10.0  # extra weight near the landmark Gaussians (0: none)
+    coord_weight: float = 0.05  # soft-argmax coordinate term, per heatmap pixel (0: none)
+    psf_norm: Literal["none", "open"] = "none"
 
 
 @dataclass
@@ -74,6 +94,8 @@ class TrainConfig:
     val_every: int = 500  # held-out heatmap loss (and NME)
     checkpoint_every: int = 500
     progress: bool = True
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: every lr decays to lr_final_fraction
+    lr_final_fraction: float = 0.05  # of the base lr at the last step (cosine only)
 
 
 @dataclass
@@ -123,7 +145,26 @@ class Stage1Config:
                 "must lie in 1..data.image_size",
             ),
             (self.camera.noise_sigma >= 0, "camera.noise_sigma", "must be >= 0"),
+            (
+                self.loss.objective in OBJECTIVES,
+                "loss.objective",
+                f"must be one of {', '.join(OBJECTIVES)}, got {self.loss.objective!r}",
+            ),
+            (self.loss.heatmap in ("l1", "mse"), "loss.heatmap", "must be l1 or mse"),
+            (self.loss.psf_norm in ("none", "open"), "loss.psf_norm", "must be none or open"),
+            (self.loss.foreground_weight >= 0, "loss.foreground_weight", "must be >= 0"),
+            (self.loss.coord_weight >= 0, "loss.coord_weight", "must be >= 0"),
+            (0 <= self.data.colour <= 1, "data.colour", "must lie in [0, 1]"),
+            (0 <= self.data.rotate_deg <= 180, "data.rotate_deg", "must lie in [0, 180]"),
+            (0 <= self.data.scale_jitter < 1, "data.scale_jitter", "must lie in [0, 1)"),
+            (0 <= self.data.shift_fraction <= 0.5, "data.shift_fraction", "must lie in [0, 0.5]"),
             (self.train.steps >= 0, "train.steps", "must be >= 0"),
+            (
+                self.train.lr_schedule in ("constant", "cosine"),
+                "train.lr_schedule",
+                "must be constant or cosine",
+            ),
+            (0 < self.train.lr_final_fraction <= 1, "train.lr_final_fraction", "must lie in (0, 1]"),
             (self.train.batch_size >= 1, "train.batch_size", "must be at least 1"),
             (0 <= self.data.crop_p <= 1, "data.crop_p", "must lie in [0, 1]"),
             (0 <= self.data.flip_p <= 1, "data.flip_p", "must lie in [0, 1]"),

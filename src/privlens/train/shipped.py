@@ -1,0 +1,171 @@
+"""The recipe of the default models shipped in ``privlens/models/weights`` (``make models``).
+
+Steps, each resumable (a run folder under ``--work`` keeps its checkpoint):
+
+1. ``data``: the embedded faces (scikit-image's 100 LFW faces and the astronaut) written as PNGs
+   and prepared at 64 px with ``privlens data prepare`` (dlib landmarks, FFHQ-style alignment,
+   a stable 20 % of the files in ``val``: these faces are never trained on);
+2. ``heatmap``: U with ``configs/shipped/stage1_heatmap.yaml`` -> ``heatmap_64.safetensors``;
+3. ``lens``: Stage I (Eq. 4-6) from that U with ``configs/shipped/stage1_optics.yaml`` ->
+   ``lens_64.safetensors``.
+
+Every shipped file gets a provenance JSON (:mod:`privlens.models.provenance`) with its SHA-256,
+the data, steps, training seconds, machine, git commit, the recipe and held-out figures.
+
+Usage: ``python -m privlens.train.shipped [--work runs/shipped] [--only heatmap|lens]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from privlens.models import WEIGHTS_DIR, git_commit, load_heatmap_model, machine_description, write_provenance
+
+REPO = Path(__file__).resolve().parents[3]
+CONFIGS = REPO / "configs" / "shipped"
+SIZE = 64
+DATA_NOTE = (
+    "embedded faces: scikit-image lfw_subset (100 LFW faces, 25 px grey, upsampled and edge-padded) "
+    "+ astronaut, prepared at 64 px (dlib landmarks, FFHQ-style alignment); train split only, "
+    "the stable-hash val split (20 %) held out"
+)
+RECIPE = "make models  (python -m privlens.train.shipped; configs/shipped/stage1_*.yaml)"
+
+
+def prepare_embedded_faces(dst: Path, size: int = SIZE) -> Path:
+    """Write the embedded faces as PNGs under ``dst/source`` and prepare them into ``dst/data``."""
+    from privlens.data.images import save_image
+    from privlens.data.prepare import prepare_faces
+    from privlens.data.samples import astronaut, lfw_faces
+
+    source = dst / "source"
+    for i, face in enumerate(lfw_faces()):
+        if not (source / f"lfw{i:03d}.png").exists():
+            save_image(face, source / f"lfw{i:03d}.png")
+    if not (source / "astronaut.png").exists():
+        save_image(astronaut(None), source / "astronaut.png")
+    prepare_faces(source, dst / "data", size=size, val_fraction=0.2, progress=False)
+    return dst / "data"
+
+
+def _train(mode: str, config_name: str, data: Path, out: Path, *overrides: str) -> tuple[Any, float]:
+    from privlens.train.config import load_config
+    from privlens.train.stage1 import run_stage1
+    from privlens.train.stage1_config import Stage1Config
+
+    config = load_config(Stage1Config, CONFIGS / config_name, [f"data.root={data}", *overrides])
+    seconds_file = out / "seconds.json"
+    before = json.loads(seconds_file.read_text())["seconds"] if seconds_file.is_file() else 0.0
+    began = time.perf_counter()
+    result = run_stage1(mode, config, out, resume=True)  # type: ignore[arg-type]
+    seconds = before + time.perf_counter() - began
+    seconds_file.write_text(json.dumps({"seconds": seconds}))
+    return result, seconds
+
+
+def _heldout(data: Path, size: int = SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    from privlens.train.data import LandmarkFaces
+
+    faces = LandmarkFaces(data, "val", size)
+    items = [faces[i] for i in range(len(faces))]
+    return torch.stack([i["image"] for i in items]), torch.stack([i["landmarks"] for i in items])
+
+
+def _common(config_name: str, steps: int, seconds: float) -> dict[str, Any]:
+    return {
+        "image_size": SIZE,
+        "data": DATA_NOTE,
+        "steps": steps,
+        "seconds": round(seconds, 1),
+        "machine": machine_description(),
+        "git_commit": git_commit(REPO),
+        "recipe": RECIPE,
+        "config": f"configs/shipped/{config_name}",
+    }
+
+
+def ship_heatmap(data: Path, work: Path, weights: Path = WEIGHTS_DIR) -> Path:
+    """Train (or resume) U and copy it into ``weights`` with its provenance."""
+    from privlens.eval.heatmap import evaluate_heatmap
+
+    result, seconds = _train("heatmap", "stage1_heatmap.yaml", data, work / "heatmap")
+    target = weights / "heatmap_64.safetensors"
+    shutil.copyfile(result.run_dir / "heatmap_net.safetensors", target)
+    model = load_heatmap_model(target)
+    images, landmarks = _heldout(data)
+    row = evaluate_heatmap(model.net, images, landmarks, model.mean_shape).rows[0]
+    metrics = {
+        "heldout_faces": row.n,
+        "nme_u": round(row.nme_u, 5),
+        "nme_train_mean_shape": round(row.nme_train_mean, 5) if row.nme_train_mean else None,
+        "nme_own_mean_shape": round(row.nme_own_mean, 5),
+        "u_over_own_mean_shape": round(row.ratio_own_mean, 4),
+    }
+    write_provenance(
+        target,
+        kind="heatmap",
+        metrics=metrics,
+        **_common("stage1_heatmap.yaml", result.summary["steps"], seconds),
+    )
+    return target
+
+
+def ship_lens(data: Path, work: Path, weights: Path = WEIGHTS_DIR) -> Path:
+    """Train (or resume) the lens from the shipped U and copy it into ``weights``."""
+    from privlens.optics.lensfile import read_lens
+    from privlens.optics.presets import make_camera
+
+    u = weights / "heatmap_64.safetensors"
+    result, seconds = _train("optics", "stage1_optics.yaml", data, work / "lens", f"net.pretrained={u}")
+    target = weights / "lens_64.safetensors"
+    shutil.copyfile(result.run_dir / "lens.safetensors", target)
+    coeffs, config, _ = read_lens(target)
+    summary = result.summary
+    camera = make_camera(target, SIZE)
+    with torch.no_grad():
+        reference = camera.defocus_psf(0.5)
+        psf = camera.psf()
+        start = camera.psf(torch.tensor(summary["beta_start_um"] or [0.0] * len(coeffs)))
+        open_psf = camera.psf(torch.zeros_like(coeffs))
+    distance = {
+        "to_defocus_H_f": float(torch.linalg.vector_norm(psf - reference)),
+        "to_start": float(torch.linalg.vector_norm(psf - start)),
+        "open_to_H_f": float(torch.linalg.vector_norm(open_psf - reference)),
+    }
+    metrics = {
+        "heldout_distortion": summary["val_end"]["distortion"],
+        "heldout_nme_through_lens": summary["val_end"]["nme"],
+        "psf_distance": {k: round(v, 5) for k, v in distance.items()},
+        "beta_um": np.round(coeffs.numpy(), 4).tolist(),
+    }
+    write_provenance(
+        target, kind="lens", metrics=metrics, **_common("stage1_optics.yaml", summary["steps"], seconds)
+    )
+    return target
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the shipped default models (see module docstring).")
+    parser.add_argument("--work", type=Path, default=Path("runs/shipped"), help="Run folders (resumable).")
+    parser.add_argument("--data", type=Path, default=None, help="A prepared face folder (default: embedded).")
+    parser.add_argument("--only", choices=("heatmap", "lens"), default=None, help="Train one model only.")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="Where the shipped files go.")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # tiny nets: one thread is fastest on shared CPUs
+    data = args.data or prepare_embedded_faces(args.work)
+    if args.only in (None, "heatmap"):
+        print(f"shipped U: {ship_heatmap(data, args.work, args.weights)}", flush=True)
+    if args.only in (None, "lens"):
+        print(f"shipped lens: {ship_lens(data, args.work, args.weights)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
