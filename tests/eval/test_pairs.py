@@ -3,6 +3,7 @@ import io
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from privlens.cli import app
@@ -55,7 +56,7 @@ def test_pairs_report_offline(folders, offline):
     assert dis["astro"] < 0.6  # the mirrored astronaut is the same person
     assert all(dis[f"people/p{i}"] > 0.6 for i in range(3))  # other people
     faces = {r["name"]: r["faces"] for r in report.per_pair}
-    assert dis["lost"] is None and faces["lost"] == {"dlib": [True, False], "mtcnn": [True, False]}
+    assert dis["lost"] is None and faces["lost"] == {"dlib": [1, 0], "mtcnn": [1, 0]}
     assert metrics["DIS FR (dlib)"].value == pytest.approx(sum(v for v in dis.values() if v) / 4)
     assert metrics["Detection dlib"].value == pytest.approx(80.0) and metrics[
         "Detection MTCNN"
@@ -91,6 +92,9 @@ def test_pair_geometry_of_a_shifted_copy_is_the_shift(tmp_path, shift_right):
     options = EvalOptions(identity=("dlib",), fid=False, lpips=False, progress=False)
     report = evaluate_pairs(tmp_path / "a", tmp_path / "b", options)
     assert report.value("LM dlib") == pytest.approx(20.0, abs=1.0)
+    # NME: the Euclidean error of a 20 px shift over the outer-eye-corner distance, in percent
+    assert report.value("NME dlib") == pytest.approx(100 * 20.0 / row_inter_ocular(face), rel=0.06)
+    assert report.value("Detection dlib") == 100.0
     assert report.value("LM MTCNN") == pytest.approx(20.0, abs=2.0)
     assert report.value("DIS FR (dlib)") < 0.6  # same person
     assert report.value("FD-dlib") is None and "FD-dlib" in report.unavailable  # one face per side
@@ -125,3 +129,54 @@ def test_cli_eval_pairs_user_errors(folders, arguments, message):
 def test_cli_eval_pairs_missing_folder(tmp_path):
     result = runner.invoke(app, ["eval", "pairs", str(tmp_path / "nope"), str(tmp_path), "--no-progress"])
     assert result.exit_code == 2 and "not found" in result.stderr
+
+
+def row_inter_ocular(image) -> float:
+    from privlens.eval.pairs import inter_ocular
+    from privlens.faces import face_landmarks
+
+    return inter_ocular(face_landmarks(image)[1])
+
+
+def group(faces, blurred: bool = False):
+    """Three LFW faces side by side on a 480 x 200 canvas ([3, H, W] in [0, 1])."""
+    import torch.nn.functional as F
+
+    canvas = torch.full((3, 200, 480), 0.45)
+    for k, face in enumerate(faces):
+        canvas[:, 25:175, 10 + 160 * k : 160 + 160 * k] = face
+    if blurred:  # pixelated: blocks of 16 px
+        canvas = F.interpolate(F.avg_pool2d(canvas[None], 16, ceil_mode=True), size=(200, 480))[0]
+    return canvas
+
+
+def test_faces_are_matched_by_place_and_untouched_faces_leak(tmp_path):
+    """A group photo with one face replaced by another person, one blurred, one untouched: one
+    leak, one original face without a partner, detection 2 of 3; an extra face is listed."""
+    from privlens.data.samples import lfw_faces
+
+    lfw = lfw_faces()
+    original = group([lfw[1], lfw[2], lfw[3]])
+    blurred = group([lfw[1], lfw[2], lfw[3]], blurred=True)
+    output = original.clone()
+    output[:, :, 0:160] = group([lfw[30], lfw[2], lfw[3]])[:, :, 0:160]  # another person
+    output[:, :, 160:320] = blurred[:, :, 160:320]  # blurred beyond recognition
+    save_image(original, tmp_path / "a" / "group.png")
+    save_image(output, tmp_path / "b" / "group.png")
+    empty = torch.full((3, 120, 160), 0.5)
+    save_image(empty, tmp_path / "a" / "empty.png")
+    save_image(empty, tmp_path / "b" / "empty.png")
+    options = EvalOptions(identity=("dlib",), fid=False, lpips=False, progress=False)
+    report = evaluate_pairs(tmp_path / "a", tmp_path / "b", options)
+    metrics = {m.name: m for m in report.metrics}
+    assert report.detected["dlib"] == {"originals": 3, "deidentified": 2}
+    assert metrics["Leaks (dlib)"].value == 1 and metrics["Leaks (dlib)"].count == 3
+    assert metrics["Detection dlib"].value == pytest.approx(200 / 3) and metrics["Detection dlib"].count == 3
+    assert report.unmatched_faces["dlib"] == {"originals": 1, "deidentified": 0}
+    row = next(r for r in report.per_pair if r["name"] == "group")
+    per_face = sorted(row["DIS FR (dlib) per face"])
+    assert per_face[0] < 0.1 and per_face[1] > 0.6  # the untouched face, the other person
+    assert len(row["Leaks (dlib)"]) == 1 and 300 < row["Leaks (dlib)"][0][0] < 400  # the third face
+    table = render_report(report, "md")
+    assert "faces without a partner (dlib): 1 original, 0 de-identified, in group (1/0)" in table
+    assert "1 face(s) still recognisable" in table and "| 1/3 |" in table

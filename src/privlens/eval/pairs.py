@@ -1,14 +1,20 @@
 """``privlens eval pairs``: the paper's protocol on matched original / de-identified images.
 
 Files are matched by their path relative to each folder, without the suffix (``a/b.jpg`` matches
-``a/b.png``). For every pair the best face is detected on both sides with dlib (HOG + 68 points)
-and MTCNN (box + 5 points); a side without a face is counted and excluded from that detector's
-pair metrics, never crashed on. Pair metrics are averaged over the pairs where both sides have a
-face (``n`` says how many). De-identified images of another size are resized to the original's.
+``a/b.png``). In every pair, every face is detected on both sides with dlib (HOG + 68 points) and
+MTCNN (box + 5 points), and the faces are matched between the two sides by box overlap (IoU at
+least :data:`MATCH_IOU`, greedy, best first). A face without a partner is counted and listed, never
+crashed on. Face metrics are averaged over matched faces (``n`` says how many). De-identified
+images of another size are resized to the original's.
 
-Metrics (column, direction): DIS per identity backend (higher = identity better hidden),
-landmark and box error with dlib and MTCNN (pixels, lower = geometry better kept), face
-detection rate FD on the de-identified images (higher = faces still found), FID and FD-dlib
+Metrics (column, direction): DIS per identity backend over matched faces (higher = identity
+better hidden); Leaks: original faces (dlib) whose identity is still there (dlib distance below
+:data:`SAME_PERSON`, the output embedded at the partner's box, or at the original's box when the
+face has no partner: a face left untouched but missed by the detector still counts); NME, the
+landmark error normalised by the inter-ocular distance (outer eye corners for dlib's 68 points,
+the eye centres for MTCNN's 5; percent) with the pixel error LM beside it, and the box error
+(pixels; lower = geometry better kept); Detection: the share of original faces that have a
+partner on the de-identified side (originals without a face do not count); FID and FD-dlib
 between the two sets (lower = more realistic), LPIPS between pairs. A metric whose weights are
 absent is listed as unavailable with the reason.
 """
@@ -31,7 +37,7 @@ from privlens.eval.frechet import FD_DLIB, fd_dlib
 from privlens.eval.geometry import FaceGeometry, box_error, geometry_of, landmark_error
 from privlens.eval.identity import IDENTITY_BACKENDS, DlibEmbedder, FacenetEmbedder
 from privlens.eval.weights import MetricUnavailableError, local_weights
-from privlens.faces.detect import Face, best_face
+from privlens.faces.detect import Face, detect_faces, match_boxes
 
 TABLE_FORMATS = ("md", "csv", "json")
 DIS_COLUMNS = {
@@ -40,6 +46,13 @@ DIS_COLUMNS = {
     "facenet-casia": "DIS FaceNet-CASIA",
 }
 HIGHER, LOWER, NEUTRAL = "higher", "lower", ""
+DETECTORS = ("dlib", "mtcnn")
+MATCH_IOU = 0.3
+"""Smallest box overlap (intersection over union) for two faces to be the same face."""
+SAME_PERSON = 0.6
+"""dlib identity distance below which two faces are the same person (the face_recognition
+library's threshold)."""
+LEAKS = "Leaks (dlib)"
 
 
 @dataclass
@@ -74,12 +87,13 @@ class PairsReport:
     originals: str
     deidentified: str
     pairs: int
-    detected: dict[str, dict[str, int]]  # detector -> {"originals": n, "deidentified": n}
+    detected: dict[str, dict[str, int]]  # detector -> faces {"originals": n, "deidentified": n}
     metrics: list[Metric]
     unavailable: dict[str, str]
     unmatched: list[str]
     unreadable: list[tuple[str, str]]
     per_pair: list[dict] = field(default_factory=list)  # name, faces found, every pair value
+    unmatched_faces: dict[str, dict[str, int]] = field(default_factory=dict)  # detector -> counts
 
     def value(self, name: str) -> float | None:
         return next((m.value for m in self.metrics if m.name == name), None)
@@ -108,8 +122,8 @@ def match_pairs(originals: str | Path, deidentified: str | Path) -> tuple[list[t
 @dataclass
 class _Side:
     image: torch.Tensor
-    faces: dict[str, Face | None]
-    geometry: dict[str, FaceGeometry | None]
+    faces: dict[str, list[Face]]
+    geometry: dict[str, list[FaceGeometry]]
     pixel: float = 1.0  # size of an analysed pixel in the image's own pixels
 
 
@@ -118,9 +132,30 @@ def _analyse(image: torch.Tensor, analysis_px: int = 0) -> _Side:
     if side < analysis_px:
         image = F.interpolate(image[None], size=(analysis_px,) * 2, mode="bicubic", align_corners=False)
         image = image[0].clamp(0, 1)
-    faces = {d: best_face(image, d) for d in ("dlib", "mtcnn")}
-    geometry = {d: None if f is None else geometry_of(image, f) for d, f in faces.items()}
+    faces = {d: detect_faces(image, d) for d in DETECTORS}
+    geometry = {d: [geometry_of(image, f) for f in found] for d, found in faces.items()}
     return _Side(image, faces, geometry, side / image.shape[-1])
+
+
+def match_faces(original: list[Face], deidentified: list[Face]) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)`` of the same face on both sides: box overlap at least :data:`MATCH_IOU`."""
+    return match_boxes([f.box for f in original], [f.box for f in deidentified], MATCH_IOU)
+
+
+def inter_ocular(points: np.ndarray) -> float:
+    """Inter-ocular distance of ``[68, 2]`` (outer eye corners 36, 45) or ``[5, 2]`` MTCNN points
+    (the two eye centres), pixels."""
+    points = np.asarray(points, dtype=np.float64)
+    a, b = (points[36], points[45]) if len(points) == 68 else (points[0], points[1])
+    return float(np.hypot(*(a - b)))
+
+
+def normalised_error(original: np.ndarray, other: np.ndarray) -> float | None:
+    """Mean Euclidean point error divided by the original's inter-ocular distance, percent."""
+    distance = inter_ocular(original)
+    if distance <= 0:
+        return None
+    return 100.0 * float(np.linalg.norm(np.asarray(original) - np.asarray(other), axis=1).mean()) / distance
 
 
 def _mean(values: list[float]) -> float | None:
@@ -214,20 +249,35 @@ def evaluate_images(
             b = F.interpolate(b[None], size=a.shape[-2:], mode="bilinear", antialias=True)[0].clamp(0, 1)
         if id(a) not in cache:
             cache[id(a)] = _analyse(a, options.analysis_px)
-        sides.append((cache[id(a)], _analyse(b, options.analysis_px)))
-        faces = {
-            d: [sides[-1][0].faces[d] is not None, sides[-1][1].faces[d] is not None]
-            for d in ("dlib", "mtcnn")
-        }
-        per_pair.append({"name": name, "faces": faces})
+        x, y = cache[id(a)], _analyse(b, options.analysis_px)
+        sides.append((x, y))
+        record: dict = {"name": name, "faces": {}, "matched": {}, "unmatched": {}}
+        for d in DETECTORS:
+            pairs = match_faces(x.faces[d], y.faces[d])
+            record["faces"][d] = [len(x.faces[d]), len(y.faces[d])]
+            record["matched"][d] = pairs
+            left = [i for i in range(len(x.faces[d])) if i not in {p[0] for p in pairs}]
+            right = [j for j in range(len(y.faces[d])) if j not in {p[1] for p in pairs}]
+            record["unmatched"][d] = {
+                "original": [_box(x.faces[d][i], x.pixel) for i in left],
+                "deidentified": [_box(y.faces[d][j], y.pixel) for j in right],
+            }
+        per_pair.append(record)
 
     metrics: list[Metric] = []
     detected = {
         d: {
-            "originals": sum(s[0].faces[d] is not None for s in sides),
-            "deidentified": sum(s[1].faces[d] is not None for s in sides),
+            "originals": sum(len(s[0].faces[d]) for s in sides),
+            "deidentified": sum(len(s[1].faces[d]) for s in sides),
         }
-        for d in ("dlib", "mtcnn")
+        for d in DETECTORS
+    }
+    unmatched_faces = {
+        d: {
+            "originals": sum(len(r["unmatched"][d]["original"]) for r in per_pair),
+            "deidentified": sum(len(r["unmatched"][d]["deidentified"]) for r in per_pair),
+        }
+        for d in DETECTORS
     }
     dlib_embeddings: tuple[list, list] = ([], [])
     for backend, embedder in embedders.items():
@@ -235,32 +285,51 @@ def evaluate_images(
             metrics.append(Metric(DIS_COLUMNS[backend], None, 0, HIGHER))
             continue
         detector = embedder.detector
-        first = embedder.embed([s[0].image for s in sides], [s[0].faces[detector] for s in sides])
-        second = embedder.embed([s[1].image for s in sides], [s[1].faces[detector] for s in sides])
         distances = []
-        for record, x, y in zip(per_pair, first, second, strict=True):
-            if x is not None and y is not None:
-                record[DIS_COLUMNS[backend]] = float(np.linalg.norm(x - y))
-                distances.append(record[DIS_COLUMNS[backend]])
+        for record, (x, y) in zip(per_pair, sides, strict=True):
+            pairs = record["matched"][detector]
+            if not pairs:
+                continue
+            first = embedder.embed([x.image] * len(pairs), [x.faces[detector][i] for i, _ in pairs])
+            second = embedder.embed([y.image] * len(pairs), [y.faces[detector][j] for _, j in pairs])
+            values = [float(np.linalg.norm(u - v)) for u, v in zip(first, second, strict=True)]
+            record[DIS_COLUMNS[backend]] = float(np.mean(values))
+            record[f"{DIS_COLUMNS[backend]} per face"] = values
+            distances += values
+            if backend == "dlib":
+                dlib_embeddings[0].extend(first)
+                dlib_embeddings[1].extend(second)
         metrics.append(Metric(DIS_COLUMNS[backend], _mean(distances), len(distances), HIGHER))
-        if backend == "dlib":
-            dlib_embeddings = ([x for x in first if x is not None], [y for y in second if y is not None])
+    if embedders.get("dlib") is not None:
+        metrics.append(_leaks(per_pair, sides, embedders["dlib"]))
 
     for detector, label in (("dlib", "dlib"), ("mtcnn", "MTCNN")):
-        landmarks, boxes = [], []
+        normalised, landmarks, boxes = [], [], []
         for record, (x, y) in zip(per_pair, sides, strict=True):
-            pixel = x.pixel
-            x, y = x.geometry[detector], y.geometry[detector]
-            if x is not None and y is not None:
-                record[f"LM {label}"] = landmark_error(x.points, y.points) * pixel
-                record[f"Box {label}"] = box_error(x.box, y.box) * pixel
-                landmarks.append(record[f"LM {label}"])
-                boxes.append(record[f"Box {label}"])
+            pixel, values = x.pixel, {"nme": [], "lm": [], "box": []}
+            for i, j in record["matched"][detector]:
+                a, b = x.geometry[detector][i], y.geometry[detector][j]
+                error = normalised_error(a.points, b.points)
+                if error is not None:
+                    values["nme"].append(error)
+                values["lm"].append(landmark_error(a.points, b.points) * pixel)
+                values["box"].append(box_error(a.box, b.box) * pixel)
+            if values["lm"]:
+                if values["nme"]:
+                    record[f"NME {label}"] = float(np.mean(values["nme"]))
+                record[f"LM {label}"] = float(np.mean(values["lm"]))
+                record[f"Box {label}"] = float(np.mean(values["box"]))
+            normalised += values["nme"]
+            landmarks += values["lm"]
+            boxes += values["box"]
+        metrics.append(Metric(f"NME {label}", _mean(normalised), len(normalised), LOWER, "%"))
         metrics.append(Metric(f"LM {label}", _mean(landmarks), len(landmarks), LOWER, "px"))
         metrics.append(Metric(f"Box {label}", _mean(boxes), len(boxes), LOWER, "px"))
     for detector, label in (("dlib", "dlib"), ("mtcnn", "MTCNN")):
-        rate = 100.0 * detected[detector]["deidentified"] / len(sides) if sides else None
-        metrics.append(Metric(f"Detection {label}", rate, len(sides), HIGHER, "%"))
+        total = detected[detector]["originals"]
+        kept = sum(len(r["matched"][detector]) for r in per_pair)
+        rate = 100.0 * kept / total if total else None
+        metrics.append(Metric(f"Detection {label}", rate, total, HIGHER, "%"))
 
     if options.fid:
         metrics.append(_fid_metric(sides, options, unavailable))
@@ -272,7 +341,30 @@ def evaluate_images(
         metrics.append(Metric(FD_DLIB, value, min(len(a), len(b)), LOWER))
     if options.lpips:
         metrics.append(_lpips_metric(sides, per_pair, options, unavailable))
-    return PairsReport("", "", len(sides), detected, metrics, unavailable, [], [], per_pair)
+    return PairsReport("", "", len(sides), detected, metrics, unavailable, [], [], per_pair, unmatched_faces)
+
+
+def _box(face: Face, pixel: float) -> list[float]:
+    return [round(float(v) * pixel, 1) for v in face.box]
+
+
+def _leaks(per_pair: list[dict], sides: list[tuple[_Side, _Side]], embedder) -> Metric:
+    """Original dlib faces still recognisable in the output: the output embedded at the partner's
+    box, or at the original's own box when the face has no partner (see the module notes)."""
+    leaks, total = 0, 0
+    for record, (x, y) in zip(per_pair, sides, strict=True):
+        partner = dict(record["matched"]["dlib"])
+        leaked = []
+        for i, face in enumerate(x.faces["dlib"]):
+            there = y.faces["dlib"][partner[i]] if i in partner else face
+            a = embedder.embed_face(x.image, face)
+            b = embedder.embed_face(y.image, there)
+            total += 1
+            if float(np.linalg.norm(a - b)) < SAME_PERSON:
+                leaked.append(_box(face, x.pixel))
+        leaks += len(leaked)
+        record[LEAKS] = leaked
+    return Metric(LEAKS, float(leaks) if total else None, total, LOWER, "faces")
 
 
 def _fid_metric(sides, options: EvalOptions, unavailable: dict[str, str]) -> Metric:
@@ -312,6 +404,8 @@ def _arrow(metric: Metric) -> str:
 def _cell(metric: Metric) -> str:
     if metric.value is None:
         return "n/a"
+    if metric.unit == "faces":
+        return f"{int(metric.value)}/{metric.count}"
     return (
         f"{metric.value:.1f}"
         if metric.unit == "%"
@@ -364,4 +458,23 @@ def render_report(report: PairsReport, fmt: str = "md") -> str:
         )
     for name, reason in report.unreadable:
         lines.append(f"- unreadable pair {name}: {reason}")
+    for detector, counts in report.unmatched_faces.items():
+        if counts["originals"] or counts["deidentified"]:
+            where = [
+                f"{r['name']} ({len(r['unmatched'][detector]['original'])}/"
+                f"{len(r['unmatched'][detector]['deidentified'])})"
+                for r in report.per_pair
+                if r["unmatched"][detector]["original"] or r["unmatched"][detector]["deidentified"]
+            ]
+            lines.append(
+                f"- faces without a partner ({detector}): {counts['originals']} original, "
+                f"{counts['deidentified']} de-identified, in {', '.join(where[:10])}"
+                + (" …" if len(where) > 10 else "")
+            )
+    leaked = [r["name"] for r in report.per_pair if r.get(LEAKS)]
+    if leaked:
+        lines.append(
+            f"- {sum(len(r[LEAKS]) for r in report.per_pair)} face(s) still recognisable (dlib distance "
+            f"< {SAME_PERSON}): {', '.join(leaked[:10])}" + (" …" if len(leaked) > 10 else "")
+        )
     return "\n".join(lines) + "\n"
