@@ -45,7 +45,7 @@ def main() -> None:
         f"data.image_size={args.size}",
         f"net.width={args.width}",
         f"train.batch_size={args.batch}",
-        f"train.amp={args.amp}",
+        f"train.amp='{args.amp}'",  # quoted: YAML reads a bare off as false
         f"train.device={args.device}",
     ]
     config = load_config(Stage1Config, None, overrides)
