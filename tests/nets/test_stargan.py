@@ -108,3 +108,56 @@ def test_bad_inputs_are_refused_clearly():
         g(torch.rand(1, 3, SIZE, SIZE), torch.rand(1, 68, 16, 16), torch.randn(1, 64))
     with pytest.raises(ValueError, match="LongTensor"):
         MappingNetwork(16, 64, 2, 32)(torch.randn(2, 16), torch.tensor([0.0, 1.0]))
+
+
+def test_he_init_gives_styles_that_vary_with_their_inputs(lfw):
+    """He init (as StarGAN v2): F(z) varies across z and S(x) across real faces by a usable amount.
+    With PyTorch's default init F(z) varied by about 6e-4 and S(x) by 5e-4 (issue 10)."""
+    from privlens.nets.stargan import he_init
+
+    torch.manual_seed(0)
+    mapping = MappingNetwork(16, 64, num_domains=1, hidden=64)
+    domains = torch.zeros(32, dtype=torch.long)
+    with torch.no_grad():
+        styles = mapping(torch.randn(32, 16), domains)
+    assert 0.2 < float(styles.std(0).mean()) < 5.0  # neither vanishing nor exploding
+    encoder = StyleEncoder(SIZE, 64, num_domains=1, base_width=8, max_width=32)
+    faces = torch.nn.functional.interpolate(lfw[:32], size=(SIZE, SIZE), mode="area")
+    with torch.no_grad():
+        spread = float(encoder(faces, domains).std(0).mean())
+    assert spread > 0.01
+    for module in (mapping, encoder):  # every conv/linear weight has the He variance, biases are 0
+        for layer in module.modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                fan_in = layer.weight[0].numel()
+                std = float(layer.weight.detach().std())
+                assert (
+                    abs(std - (2.0 / fan_in) ** 0.5) < 0.25 * (2.0 / fan_in) ** 0.5
+                    or layer.weight.numel() < 64
+                )
+                assert layer.bias is None or not layer.bias.any()
+    # the same network with PyTorch's default init collapses the spread of F(z)
+    default = MappingNetwork(16, 64, num_domains=1, hidden=64)
+    for layer in default.modules():
+        if isinstance(layer, torch.nn.Linear):
+            layer.reset_parameters()
+    with torch.no_grad():
+        collapsed = float(default(torch.randn(32, 16), domains).std(0).mean())
+    assert collapsed < 0.05 * float(styles.std(0).mean())
+    layer = torch.nn.Linear(4, 3)
+    he_init(layer)
+    assert not layer.bias.any()
+
+
+def test_generator_output_depends_on_the_style_at_init():
+    """At init two styles give visibly different images (not the 1e-3 of the default init)."""
+    torch.manual_seed(0)
+    g = tiny_generator().eval()
+    mapping = MappingNetwork(16, 64, num_domains=1, hidden=64)
+    captures, heat = (
+        torch.rand(1, 3, SIZE, SIZE).expand(4, -1, -1, -1),
+        torch.rand(1, 70, 16, 16).expand(4, -1, -1, -1),
+    )
+    with torch.no_grad():
+        out = g(captures, heat, mapping(torch.randn(4, 16), torch.zeros(4, dtype=torch.long)))
+    assert float((out[0] - out[1]).abs().mean()) > 0.01

@@ -171,7 +171,6 @@ def test_each_generator_loss_reaches_the_generator(faces_two_domains, heatmap_fi
     style = parts.mapping(torch.randn(2, 16), batch["target"])
     fake = parts.generator(capture, heat, style)
     _, heat_fake = stage2.frozen_views(parts, fake.detach())
-    mask = L.image_mask(heat, 68, 32)
     perceptual = stand_in
     terms = {
         "adv": L.g_adversarial(parts.discriminator(fake, batch["target"])),
@@ -180,7 +179,7 @@ def test_each_generator_loss_reaches_the_generator(faces_two_domains, heatmap_fi
         "cyc": L.cycle(
             capture, parts.generator(fake, heat_fake, parts.style_encoder(capture, batch["domain"]))
         ),
-        "expr": L.expression(batch["image"], mask, fake, mask),
+        "expr": L.heatmap_consistency(stage2.camera_heatmaps(parts, fake), heat, 68),
         "lpips_random_backbone": perceptual(batch["reference"], fake).mean(),
     }
     params = list(parts.generator.parameters())
@@ -307,16 +306,33 @@ def test_configs_load_and_paper_configs_use_the_stargan_v2_settings(name, tmp_pa
     assert (config.optim.lr, config.optim.mapping_lr, tuple(config.optim.betas)) == (1e-4, 1e-6, (0.0, 0.99))
     assert (config.optim.weight_decay, config.optim.ema) == (1e-4, 0.999)
     assert config.loss.lambda_sty == config.loss.lambda_ds == 1.0
+    # the authors' released training where the paper is silent (issue 10)
+    assert (config.loss.lambda_cyc, config.loss.lambda_expr) == (7.0, 1000.0)
+    assert config.optim.ema_warmup > 0
     if name == "stage2_tiny.yaml":
         assert config.loss.lambda_lpips == 0.0  # runs offline
     else:
         assert (config.data.image_size, config.train.batch_size, config.model.w_hpf) == (256, 8, 1.0)
-        assert config.loss.lambda_lpips > 0 and config.loss.ds_iter == config.train.steps
+        assert config.loss.lambda_lpips == 2000.0 and config.loss.ds_iter == config.train.steps
     path = tmp_path / "config.yaml"
     path.write_text(to_yaml(config))
     assert load_config(Stage2Config, path) == config
     with pytest.raises(ConfigError, match="loss.lambda_cyc"):
         load_config(Stage2Config, TINY.parent / name, ["loss.lambda_cyc=-1"])
+
+
+def test_defaults_are_the_authors_and_the_shipped_recipe_is_time_boxed():
+    defaults = Stage2Config()
+    assert (defaults.loss.lambda_cyc, defaults.loss.lambda_lpips, defaults.loss.lambda_expr) == (
+        7.0,
+        2000.0,
+        1000.0,
+    )
+    assert (defaults.optim.lr, defaults.optim.mapping_lr) == (1e-4, 1e-6)  # F at 1e-6 as StarGAN v2
+    shipped = load_config(Stage2Config, TINY.parent / "shipped" / "stage2_64.yaml")
+    assert shipped.data.image_size == 64 and shipped.train.max_seconds and shipped.loss.lambda_lpips == 0
+    with pytest.raises(ValueError, match="train.max_seconds"):
+        load_config(Stage2Config, TINY, ["train.max_seconds=0"])
 
 
 def test_stage1_run_folder_is_resolved_and_heatmap_only_runs_refused(tmp_path, heatmap_file):

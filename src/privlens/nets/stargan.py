@@ -22,6 +22,10 @@ Conventions:
   coarse face mask, 69 = fine eyes-and-nose mask, see :mod:`privlens.faces.heatmaps`), clamped to
   [0, 1] and resized bilinearly to each skip's resolution. The 68 landmark channels are unused.
 * Domains are integer labels ``LongTensor[B]`` indexing the per-domain heads.
+* Initialisation: every network applies :func:`he_init` when built (He/kaiming normal, fan-in,
+  ReLU gain, zero biases), as StarGAN v2 and the paper's released code do. With PyTorch's
+  default init the eight-layer MLP F shrinks its input about sqrt(6) times per layer, so F(z)
+  barely varies with z and S(x) barely with x; He init keeps both at a usable spread.
 * Image sides are powers of two, at least 32. Widths: the first convolution has ``base_width``
   channels (StarGAN v2: ``2**14 // image_size``, 64 at 256 px), doubling at every down-sampling
   up to ``max_width`` (512).
@@ -42,6 +46,15 @@ LATENT_DIM = 16
 def default_base_width(image_size: int) -> int:
     """StarGAN v2's first-layer width for an image side: ``2**14 // image_size`` (64 at 256 px)."""
     return max(2**14 // image_size, 1)
+
+
+def he_init(module: nn.Module) -> None:
+    """He (kaiming) normal init for one module: conv and linear weights ``N(0, 2 / fan_in)``,
+    biases 0 (StarGAN v2's ``he_init``). Use with ``net.apply(he_init)``."""
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 def _check_size(image_size: int) -> int:
@@ -264,6 +277,7 @@ class Generator(nn.Module):
             nn.InstanceNorm2d(base_width, affine=True), nn.LeakyReLU(0.2), nn.Conv2d(base_width, 3, 1)
         )
         self.hpf = HighPass(w_hpf) if w_hpf > 0 else None
+        self.apply(he_init)
 
     @property
     def arch(self) -> dict:
@@ -356,6 +370,7 @@ class MappingNetwork(nn.Module):
                 head += [nn.Linear(hidden, hidden), nn.ReLU()]
             head.append(nn.Linear(hidden, style_dim))
             self.heads.append(nn.Sequential(*head))
+        self.apply(he_init)
 
     @property
     def arch(self) -> dict:
@@ -416,6 +431,7 @@ class StyleEncoder(nn.Module):
         self.base_width, self.max_width = base_width, max_width
         self.trunk = _Trunk(image_size, base_width, max_width)
         self.heads = nn.Linear(self.trunk.width, num_domains * style_dim)  # all heads in one matmul
+        self.apply(he_init)
 
     @property
     def arch(self) -> dict:
@@ -449,6 +465,7 @@ class Discriminator(nn.Module):
         self.base_width, self.max_width = base_width, max_width
         self.trunk = _Trunk(image_size, base_width, max_width)
         self.head = nn.Linear(self.trunk.width, num_domains)
+        self.apply(he_init)
 
     @property
     def arch(self) -> dict:

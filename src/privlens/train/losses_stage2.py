@@ -16,11 +16,17 @@ x̃ = G(ȳ, m, s̃) the new face.
   input it knows, and it is what inference does.
 * LPIPS between r and x̃ (reference-guided steps, where x̃ carries r's style), with the real
   ``lpips`` package and ImageNet backbone weights; see :func:`build_perceptual_loss`.
-* Expression consistency. Eq. 12 as printed, ``||m*⊙x - m⊙y||_1``, has no path to G and would
-  train nothing. We implement its evident intent, ``||m*⊙x - m⊙x̃||_1``: m* the face mask of
-  U*(x) (rendered from x's landmarks), m the same mask channel of U(y), both resized to the image.
-  The new face's expression regions are pulled towards the source's pixels, which **trades some
-  privacy for expression** (the paper's own ablation shows lower identity distance with it).
+* Expression (heatmap) consistency, as the authors' released training computes it: the L1
+  distance between U's heatmaps of the new face seen through the camera, ``U(camera(x̃))``, and
+  the heatmaps of the source's capture, ``m = U(y)``, on the landmark channels only (the two
+  face-mask channels are left out). Gradients flow through the frozen camera and U into x̃.
+  It compares where the landmarks are, not what the face looks like, so it carries expression
+  and pose without pulling x̃ towards the private source's pixels. (Eq. 12 as printed,
+  ``||m*⊙x - m⊙y||_1``, has no path to G; the pixel reading ``||m*⊙x - m⊙x̃||_1`` that privlens
+  used before pulls the whole face towards the source, i.e. trains G to deblur the identity.)
+  The authors add an optical-flow term (RAFT between the masked source and x̃, weight 10); it
+  is left out here: it compares x̃ with the private source's pixels inside the face mask (what
+  the heatmap term avoids), and RAFT's weights are a download.
 
 All means are per element (``mean`` over batch, channels and pixels), computed in float32.
 """
@@ -71,18 +77,20 @@ def cycle(capture: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
     return (capture.float() - reconstruction.float()).abs().mean()
 
 
-def image_mask(heatmaps: torch.Tensor, channel: int, image_size: int) -> torch.Tensor:
-    """One mask channel of ``[B, K, h, w]`` heatmaps, clamped to [0, 1] and resized (bilinear)
-    to ``[B, 1, image_size, image_size]``."""
-    mask = heatmaps[:, channel : channel + 1].float().clamp(0, 1)
-    return F.interpolate(mask, size=(image_size, image_size), mode="bilinear", align_corners=False)
-
-
-def expression(
-    source: torch.Tensor, source_mask: torch.Tensor, fake: torch.Tensor, capture_mask: torch.Tensor
+def heatmap_consistency(
+    fake_heatmaps: torch.Tensor, heatmaps: torch.Tensor, num_landmarks: int
 ) -> torch.Tensor:
-    """``||m*⊙x - m⊙x̃||_1`` (the intent of Eq. 12; see the module docstring)."""
-    return (source_mask * source.float() - capture_mask * fake.float()).abs().mean()
+    """``mean |U(camera(x̃)) - U(y)|`` over the first ``num_landmarks`` channels (per element).
+
+    ``fake_heatmaps`` carries the gradient (U applied to the camera's capture of x̃);
+    ``heatmaps`` is the target ``m`` and is detached."""
+    if fake_heatmaps.shape != heatmaps.shape or heatmaps.shape[1] < num_landmarks:
+        raise ValueError(
+            f"heatmaps must share one shape with at least {num_landmarks} channels, got "
+            f"{tuple(fake_heatmaps.shape)} and {tuple(heatmaps.shape)}"
+        )
+    fake = fake_heatmaps[:, :num_landmarks].float()
+    return (fake - heatmaps[:, :num_landmarks].detach().float()).abs().mean()
 
 
 class PerceptualLoss(nn.Module):

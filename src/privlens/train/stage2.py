@@ -4,12 +4,17 @@ Stage I camera and heatmap network U (``privlens train gan``).
 One step is a StarGAN v2 iteration on a batch of sources x and references r, r2 of target
 domains t: a D step with latent-guided fakes, a D step with reference-guided fakes, a G step
 with latent-guided styles (updates G, F and S), a G step with reference-guided styles (updates
-G), then the EMA update of G, F and S. Losses: :mod:`privlens.train.losses_stage2`. The source x
-is only ever used through the camera (y = camera(x)) and in the expression loss; D's real images
-are the references.
+G), then the EMA update of G, F and S (with a warm-up, see :func:`ema_decay`). Losses:
+:mod:`privlens.train.losses_stage2`. The private source x is only ever used through the camera
+(y = camera(x)); D's real images are the references.
 
-Frozen parts: the camera and U have ``requires_grad = False`` and stay in eval mode; they run
-without autograd (the masks m̂ of the cycle loss too, see the losses module).
+Frozen parts: the camera and U have ``requires_grad = False`` and stay in eval mode. They run
+without autograd on the source; on the new face x̃ they pass gradients through to G for the
+heatmap-consistency loss (their own weights never get one).
+
+Time box: ``train.max_seconds`` ends the loop after the step that crosses it; the run then saves
+its checkpoint, bundle and summary exactly as at the last step (``summary.json`` records the
+steps done and ``stopped_by: "max_seconds"``), and a later call with a larger budget resumes.
 
 Precision: with ``train.amp`` bf16 (``auto`` on CUDA), G, S, F, D and U run in bf16 autocast; the
 camera and every loss run in float32. Distributed (``torchrun``): every process draws its own
@@ -38,7 +43,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from privlens.faces.heatmaps import face_part_masks
 from privlens.files import atomic_path, atomic_write_text
 from privlens.nets import Discriminator, Generator, HeatmapNet, MappingNetwork, StyleEncoder
 from privlens.optics.camera import Camera
@@ -69,6 +73,7 @@ TENSORBOARD = "tb"
 
 RESUMABLE_CHANGES = (
     "train.steps",
+    "train.max_seconds",
     "train.progress",
     "train.log_every",
     "train.image_every",
@@ -250,6 +255,18 @@ def frozen(*modules: nn.Module):
                 p.requires_grad_(flag)
 
 
+def ema_decay(step: int, beta: float, warmup: int) -> float:
+    """The EMA decay used after step ``step`` (0-based): ``min(beta, (1 + step) / (warmup + step))``.
+
+    With ``warmup`` 10 the weight the average still gives the initial weights after ``n`` steps
+    is ``prod (1 + t) / (10 + t)`` (about ``9! / n**9``: 1e-6 after 50 steps), so a short run ships
+    what it learned, not its initialisation; a plain decay of 0.999 keeps 82 % of the initial
+    weights after 200 steps. ``warmup`` 0 gives the plain decay ``beta``."""
+    if warmup <= 0:
+        return beta
+    return min(beta, (1.0 + step) / (warmup + step))
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
     """``ema <- beta * ema + (1 - beta) * model`` for parameters; buffers copied."""
@@ -283,6 +300,16 @@ def frozen_views(parts: Stage2Parts, images: torch.Tensor) -> tuple[torch.Tensor
     return capture, heat.float()
 
 
+def camera_heatmaps(parts: Stage2Parts, images: torch.Tensor) -> torch.Tensor:
+    """``U(camera(images))`` (float32) with gradients flowing to ``images``: the camera in
+    float32 with autocast off, U under the configured autocast; their own weights stay frozen."""
+    with torch.autocast(images.device.type, enabled=False):
+        capture = parts.camera(images.float()).image
+    with _autocast(parts, images.device):
+        heat = parts.heatmap_net(_fmt(parts, capture))
+    return heat.float()
+
+
 def train_iteration(
     parts: Stage2Parts,
     optimizers: dict[str, torch.optim.Optimizer],
@@ -293,9 +320,9 @@ def train_iteration(
 ) -> IterationOutput:
     """One StarGAN v2 iteration (2 D steps, 2 G steps, EMA) on a batch from :class:`Stage2Faces`
     already on the device. ``step`` (0-based) sets the diversity weight and the latents' seed."""
-    lo, size = config.loss, config.data.image_size
+    lo = config.loss
     device = batch["image"].device
-    source, landmarks = batch["image"], batch["landmarks"]
+    source = batch["image"]
     y_org, y_trg = batch["domain"], batch["target"]
     ref, ref2 = _fmt(parts, batch["reference"]), _fmt(parts, batch["reference2"])
     generator, style_encoder, mapping, disc = (
@@ -308,11 +335,7 @@ def train_iteration(
 
     capture, heat = frozen_views(parts, source)
     capture = _fmt(parts, capture)
-    channel = parts.heatmap_net.num_landmarks + (0 if lo.expr_mask == "coarse" else 1)
-    with torch.no_grad():
-        masks = face_part_masks(landmarks.float(), size, heat.shape[-1], lo.mask_sigma_fraction)
-        source_mask = L.image_mask(masks, 0 if lo.expr_mask == "coarse" else 1, size)
-        capture_mask = L.image_mask(heat, channel, size)
+    num_landmarks = parts.heatmap_net.num_landmarks
     generator_rng = torch.Generator(device="cpu").manual_seed(mix_seed(config.train.seed, step, rank, 0x1A7E))
     b = source.shape[0]
     z, z2 = (torch.randn(b, config.model.latent_dim, generator=generator_rng).to(device) for _ in range(2))
@@ -355,17 +378,17 @@ def train_iteration(
             with torch.no_grad():
                 fake2 = generator(capture, heat, style2)
             ds = L.diversity(fake, fake2)
-            cyc = fake.new_zeros(())
+            cyc = expr = fake.new_zeros((), dtype=torch.float32)
+            heat_fake = None
+            if lo.lambda_expr > 0:  # U(camera(x̃)) against m = U(y), gradients into x̃
+                heat_fake = camera_heatmaps(parts, fake)
+                expr = L.heatmap_consistency(heat_fake, heat, num_landmarks)
             if s_org_needed:
-                _, heat_fake = frozen_views(parts, fake.detach().float())  # m̂ = U(camera(x̃)), no grad
+                if heat_fake is None:
+                    _, heat_fake = frozen_views(parts, fake.detach().float())  # m̂ = U(camera(x̃))
                 s_org = style_encoder(capture, y_org)  # ŝ = S(y)
-                reconstruction = generator(_fmt(parts, fake), heat_fake, s_org)
+                reconstruction = generator(_fmt(parts, fake), heat_fake.detach(), s_org)
                 cyc = L.cycle(capture, reconstruction)
-            expr = (
-                L.expression(source, source_mask, fake, capture_mask)
-                if lo.lambda_expr > 0
-                else cyc.new_zeros(())
-            )
             perceptual = fake.new_zeros((), dtype=torch.float32)
             if parts.perceptual is not None and lo.lambda_lpips > 0 and kind == "ref":
                 perceptual = parts.perceptual(ref, fake).mean()
@@ -386,8 +409,9 @@ def train_iteration(
             out[f"g_{kind}/{key}"] = value.detach().float()
         out[f"_fake_{kind}"] = fake.detach()
 
+    decay = ema_decay(step, config.optim.ema, config.optim.ema_warmup)
     for name in EMA:
-        update_ema(parts.ema[name], getattr(parts, name), config.optim.ema)
+        update_ema(parts.ema[name], getattr(parts, name), decay)
     out["lambda_ds"] = torch.tensor(lambda_ds, device=device)
     out["skipped"] = torch.tensor(float(skipped), device=device)
     out["_capture"], out["_heat"] = capture, heat
@@ -535,6 +559,7 @@ def _run(
     last: dict[str, float] = {}
     skipped, done_here = 0, 0
     began = time.perf_counter()
+    end_step, stopped_by = max(t.steps, start_step), None
     for step, batch in enumerate(loader, start=start_step):
         torch.manual_seed(mix_seed(t.seed, step, info.rank, 0xA015E))  # camera read noise
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -559,6 +584,12 @@ def _run(
                 progress.set_postfix(
                     d=f"{last['d_ref/adv']:.3f}", g=f"{last['g_ref/adv']:.3f}", cyc=f"{last['g_ref/cyc']:.3f}"
                 )
+        end_step = current
+        if t.max_seconds is not None and current < t.steps and _out_of_time(began, t.max_seconds, info):
+            stopped_by, last = "max_seconds", scalars(out)
+            if info.is_main:
+                append_metrics(run_dir / METRICS, {"step": current, **last})
+            break
         if current % t.checkpoint_every == 0 and current != t.steps:
             checkpoint(current)
         if stop_after is not None and done_here >= stop_after:
@@ -570,7 +601,7 @@ def _run(
     elapsed = time.perf_counter() - began
     if progress is not None:
         progress.close()
-    checkpoint(t.steps)
+    checkpoint(end_step)
 
     sync = None
     if info.distributed:
@@ -581,8 +612,10 @@ def _run(
     if info.is_main:
         provenance = {
             "stage": "II",
-            "steps": t.steps,
-            "weights": "ema",
+            "steps": end_step,
+            "seconds_this_call": round(elapsed, 1),
+            "device": str(device),
+            "weights": "ema (raw stored too)",
             "lens": str(lens_source),
             "heatmap_net": str(net_source),
             "config": config_dict,
@@ -594,10 +627,14 @@ def _run(
             ema["mapping"],
             dataset.domains,
             provenance,
+            raw={name: nets[name] for name in EMA},
         )
         summary = {
             "stage": "II",
-            "steps": t.steps,
+            "steps": end_step,
+            "planned_steps": t.steps,
+            "stopped_by": stopped_by,
+            "seconds_this_call": round(elapsed, 1),
             "resumed_from": start_step,
             "world_size": info.world_size,
             "device": str(device),
@@ -624,6 +661,16 @@ def _run(
         writer.close()
     barrier(info)
     return RunResult(run_dir, summary, files)
+
+
+def _out_of_time(began: float, max_seconds: float, info: DistInfo) -> bool:
+    """Whether the time box is spent (rank 0 decides, so that every rank stops at one step)."""
+    over = time.perf_counter() - began >= max_seconds
+    if not info.distributed:
+        return over
+    flag = torch.tensor(float(over), device=info.device)
+    dist.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def _sample_grid(out: IterationOutput, batch: dict[str, torch.Tensor], count: int = 4) -> torch.Tensor:

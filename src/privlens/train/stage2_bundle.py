@@ -3,12 +3,16 @@
 One safetensors file (never pickle), written atomically:
 
 * tensors ``generator.<key>``, ``style_encoder.<key>``, ``mapping.<key>``: the state dicts of G
-  (with its inversion encoder E), S and F; a training run saves their EMA copies;
+  (with its inversion encoder E), S and F; a training run saves their EMA copies here, and the
+  raw (last-step) weights under ``raw.generator.<key>`` etc. (``load_generator_bundle(...,
+  weights="raw")``). Tensors may be stored in float16 to keep shipped files small; they are
+  loaded into float32 networks;
 * metadata ``format = "privlens-stage2"``, ``version = "1"``, ``config`` (JSON: ``image_size``,
   ``style_dim``, ``latent_dim``, ``domains`` (names, in label order), and the constructor
   arguments ``generator``, ``style_encoder``, ``mapping`` of each network, with the main ones
   (``base_width``, ``max_width``, ``w_hpf``, ``mask_channels``, ``mapping_hidden``) repeated at
-  the top level for readers) and ``provenance`` (JSON: where it came from).
+  the top level for readers, and ``weights``: the sets stored, ``["ema", "raw"]`` or ``["ema"]``)
+  and ``provenance`` (JSON: where it came from).
 
 Usage::
 
@@ -35,6 +39,8 @@ BUNDLE_FORMAT = "privlens-stage2"
 BUNDLE_VERSION = "1"
 GENERATOR_FILE = "generator.safetensors"
 PARTS = ("generator", "style_encoder", "mapping")
+WEIGHTS = ("ema", "raw")
+RAW_PREFIX = "raw."
 
 _FOREIGN = {
     "privlens-lens": "a privlens lens file (Stage I optics), not a generator bundle",
@@ -118,13 +124,36 @@ def save_generator_bundle(
     mapping: MappingNetwork,
     domains: list[str],
     provenance: dict[str, Any] | None = None,
+    raw: dict[str, torch.nn.Module] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write G, S and F (pass the EMA copies after training) to a bundle file, atomically."""
+    """Write G, S and F (pass the EMA copies after training) to a bundle file, atomically.
+
+    ``raw``: the raw networks ``{"generator", "style_encoder", "mapping"}`` stored beside the
+    EMA copies. ``dtype``: store floating-point tensors in this type (e.g. ``torch.float16`` for
+    a shipped file; loading converts back to float32)."""
     config = bundle_config(generator, style_encoder, mapping, domains)
+    sets = [("", (generator, style_encoder, mapping))]
+    if raw is not None:
+        missing = [name for name in PARTS if name not in raw]
+        if missing:
+            raise ValueError(f"raw weights need {', '.join(PARTS)}; missing {', '.join(missing)}")
+        bundle_config(*(raw[name] for name in PARTS), domains)
+        if any(
+            raw[n].state_dict().keys() != net.state_dict().keys()
+            for n, net in zip(PARTS, sets[0][1], strict=True)
+        ):
+            raise ValueError("the raw networks must have the architecture of the EMA copies")
+        sets.append((RAW_PREFIX, tuple(raw[name] for name in PARTS)))
+    config["weights"] = ["ema", "raw"] if raw is not None else ["ema"]
     tensors: dict[str, torch.Tensor] = {}
-    for name, net in zip(PARTS, (generator, style_encoder, mapping), strict=True):
-        for key, value in net.state_dict().items():
-            tensors[f"{name}.{key}"] = value.detach()
+    for prefix, nets in sets:
+        for name, net in zip(PARTS, nets, strict=True):
+            for key, value in net.state_dict().items():
+                value = value.detach()
+                if dtype is not None and value.is_floating_point():
+                    value = value.to(dtype)
+                tensors[f"{prefix}{name}.{key}"] = value.contiguous()
     metadata = {
         "format": BUNDLE_FORMAT,
         "version": BUNDLE_VERSION,
@@ -174,14 +203,25 @@ def _read(path: Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], di
     return data, config, provenance
 
 
-def load_generator_bundle(path: str | Path, device: torch.device | str = "cpu") -> GeneratorBundle:
+def load_generator_bundle(
+    path: str | Path, device: torch.device | str = "cpu", weights: str = "ema"
+) -> GeneratorBundle:
     """G, S and F from a bundle file (or a Stage II run folder), in eval mode on ``device``.
+
+    ``weights``: ``"ema"`` (the averaged weights, what inference should use) or ``"raw"`` (the
+    last training step's weights, when the bundle stores them).
 
     Raises :class:`GeneratorBundleError` (a ``ValueError``) for a missing, unreadable or corrupt
     file and for other privlens files given by mistake (lens files, heatmap nets, checkpoints).
     """
     path = Path(path)
+    if weights not in WEIGHTS:
+        raise GeneratorBundleError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     tensors, config, provenance = _read(path)
+    stored = config.get("weights", ["ema"])
+    if weights not in stored:
+        raise GeneratorBundleError(f"{path} stores no {weights} weights (it has {', '.join(stored)})")
+    base = RAW_PREFIX if weights == "raw" else ""
     try:
         generator = Generator(
             **{**config["generator"], "mask_channels": tuple(config["generator"]["mask_channels"])}
@@ -193,8 +233,12 @@ def load_generator_bundle(path: str | Path, device: torch.device | str = "cpu") 
             f"{path}: the architecture in the metadata is invalid ({error})"
         ) from error
     for name, net in zip(PARTS, (generator, style_encoder, mapping), strict=True):
-        prefix = f"{name}."
-        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        prefix = f"{base}{name}."
+        state = {
+            k[len(prefix) :]: v.float() if v.is_floating_point() else v
+            for k, v in tensors.items()
+            if k.startswith(prefix)
+        }
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as error:

@@ -1,10 +1,13 @@
 """Settings of Stage II (``privlens train gan``) as typed dataclasses.
 
 Loaded with :func:`privlens.train.config.load_config` (YAML file, then ``key=value`` overrides);
-every key is documented in the README (section "Stage II"). Loss weights follow StarGAN v2
-(lambda_reg = lambda_sty = lambda_ds = lambda_cyc = 1) where the paper keeps its setting; the
-weights of the paper's own terms (``lambda_lpips``, ``lambda_expr``) are our defaults (1.0), since
-they are settings to tune, not constants of the method.
+every key is documented in docs (the Stage II page, with a table giving each weight's source).
+Where the paper is silent the defaults are those of the authors' released training
+(carlosh93/privacy-preserving-vision, ``Face-DeId/main.py`` and ``core/solver.py``):
+``lambda_cyc`` 7, ``lambda_lpips`` 2000 (on the LPIPS scale of the ``lpips`` package, which their
+StarGAN v2 LPIPS module shares), ``lambda_expr`` 1000 (their heatmap L1 weight); the rest are
+StarGAN v2's (lr 1e-4, F's lr 1e-6, betas (0, 0.99), weight decay 1e-4, EMA 0.999,
+lambda_reg = lambda_sty = lambda_ds = 1).
 """
 
 from __future__ import annotations
@@ -55,11 +58,9 @@ class Stage2LossConfig:
     lambda_sty: float = 1.0
     lambda_ds: float = 1.0  # diversity, decays linearly to 0 over ds_iter steps
     ds_iter: int = 100000
-    lambda_cyc: float = 1.0
-    lambda_lpips: float = 1.0
-    lambda_expr: float = 1.0  # expression consistency; trades some privacy for expression
-    expr_mask: Literal["coarse", "fine"] = "coarse"  # which face mask weights L_expr
-    mask_sigma_fraction: float = 0.04  # width of the U*(x) masks (as in Stage I)
+    lambda_cyc: float = 7.0  # the authors' value (StarGAN v2: 1)
+    lambda_lpips: float = 2000.0  # the authors' value, LPIPS towards the reference
+    lambda_expr: float = 1000.0  # heatmap consistency |U(camera(x~)) - U(y)| on the landmark channels
     lpips_net: Literal["alex", "vgg"] = "alex"
     lpips_weights: str | None = None  # torchvision ImageNet backbone file (or $PRIVLENS_LPIPS_BACKBONE)
     # A stand-in chosen by name when the real LPIPS is unavailable. "random-backbone": LPIPS's
@@ -75,7 +76,10 @@ class Stage2OptimConfig:
     mapping_lr: float = 1e-6
     betas: tuple[float, float] = (0.0, 0.99)
     weight_decay: float = 1e-4
-    ema: float = 0.999  # EMA of G, F and S weights (the bundle holds the EMA copies)
+    ema: float = 0.999  # EMA decay of G, F and S (the bundle holds the EMA and the raw weights)
+    # Warm-up of the EMA: step t (0-based) uses decay min(ema, (1 + t) / (ema_warmup + t)), so the
+    # average forgets the initial weights within the first few percent of any run; 0 = plain decay.
+    ema_warmup: int = 10
 
 
 @dataclass
@@ -83,6 +87,7 @@ class Stage2TrainConfig:
     """Loop settings. One step is a StarGAN v2 iteration: 2 D steps, 2 G steps, the EMA update."""
 
     steps: int = 100000
+    max_seconds: float | None = None  # time box: stop after this many seconds, save as at the end
     batch_size: int = 8  # per process
     seed: int = 0
     amp: Literal["auto", "bf16", "off"] = "auto"  # auto: bf16 autocast for the networks on CUDA
@@ -124,6 +129,12 @@ class Stage2Config:
             (self.loss.ds_iter >= 1, "loss.ds_iter", "must be at least 1"),
             (self.optim.lr > 0 and self.optim.mapping_lr > 0, "optim.lr", "learning rates must be positive"),
             (0 <= self.optim.ema < 1, "optim.ema", "must lie in [0, 1)"),
+            (self.optim.ema_warmup >= 0, "optim.ema_warmup", "must be >= 0"),
+            (
+                self.train.max_seconds is None or self.train.max_seconds > 0,
+                "train.max_seconds",
+                "must be positive (or null for no time box)",
+            ),
             (self.train.steps >= 0, "train.steps", "must be >= 0"),
             (self.train.batch_size >= 1, "train.batch_size", "must be at least 1"),
             (0 <= self.data.crop_p <= 1, "data.crop_p", "must lie in [0, 1]"),

@@ -1,0 +1,71 @@
+"""Issue 10's four figures for a Stage II generator on held-out faces (see privlens.eval.generator).
+
+    python benchmarks/eval_generator.py --generator RUN_OR_BUNDLE --data DIR [--lens LENS]
+        [--heatmap U] [--references DIR] [--n 20] [--out FILE.md] [--weights ema|raw]
+
+* ``--generator``: a ``generator.safetensors`` or a Stage II run folder. ``--lens`` and
+  ``--heatmap`` default to the run folder's ``lens.safetensors`` and ``heatmap_net.safetensors``
+  (the camera and U the generator was trained behind).
+* ``--data``: a folder from ``privlens data prepare``: its ``val/`` faces are the sources (never
+  trained on), its ``train/`` faces the references (``--references`` overrides).
+* Writes markdown (and ``.json`` beside it with ``--out``); prints the markdown.
+
+Example (the shipped models on the embedded faces, 64 px): see docs/training.md, Stage II.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generator", required=True, type=Path)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--lens", default=None)
+    parser.add_argument("--heatmap", default=None, type=Path)
+    parser.add_argument("--references", default=None, type=Path)
+    parser.add_argument("--n", default=None, type=int, help="at most this many sources (default: all)")
+    parser.add_argument("--weights", default="ema", choices=("ema", "raw"))
+    parser.add_argument("--analysis-px", default=160, type=int)
+    parser.add_argument("--seed", default=0, type=int)
+    parser.add_argument("--out", default=None, type=Path)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from privlens.data.images import ImageFileError
+    from privlens.eval.generator import check_generator, render_check
+    from privlens.eval.job import load_sources
+    from privlens.optics.presets import make_camera
+    from privlens.train.checkpoint import load_heatmap_net
+    from privlens.train.stage2_bundle import GeneratorBundleError, load_generator_bundle
+
+    run = args.generator if args.generator.is_dir() else args.generator.parent
+    lens = args.lens or str(run / "lens.safetensors")
+    heatmap = args.heatmap or run / "heatmap_net.safetensors"
+    try:
+        bundle = load_generator_bundle(args.generator, weights=args.weights)
+        size = bundle.image_size
+        camera = make_camera(lens, size)
+        net = load_heatmap_net(heatmap)
+        sources, _, _, _ = load_sources(args.data, size, args.n)
+        references, _, _, _ = load_sources(args.references or args.data / "train", size, None)
+    except (GeneratorBundleError, ImageFileError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    check = check_generator(bundle, camera, net, sources, references, args.analysis_px, seed=args.seed)
+    text = render_check(check)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        args.out.with_suffix(".json").write_text(render_check(check, "json"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Does a Stage II generator do its job? Four figures on held-out faces, each with its N.
+
+For every source x (an aligned face the generator never saw) the pipeline runs as at inference:
+y = camera(x), m = U(y), and two new faces x̃_a = G(y, m, S(r_a)), x̃_b = G(y, m, S(r_b)) with two
+different references r_a, r_b (reference ``i`` and ``i + 1`` of the reference set, cyclically).
+dlib analyses every image at ``analysis_px`` (bicubic up-sampling; dlib's HOG detector misses
+faces much below 80 px). The figures and the targets of issue 10:
+
+* ``detected``: fraction of the outputs x̃_a in which dlib finds a face (target >= 0.8), next to
+  the same fraction on the sources (the ceiling on these crops);
+* ``identity``: fraction of the outputs whose dlib identity distance (128-d ResNet, l2) to their
+  source exceeds 0.6, dlib's same-person threshold (target >= 0.95); over the pairs where dlib
+  finds both faces;
+* ``geometry``: inter-ocular NME (68 points, outer eye corners 36/45, see
+  :func:`privlens.eval.heatmap.inter_ocular_nme`) between dlib's landmarks on the output and on
+  its source, divided by the NME of those sources' own mean shape (an oracle that knows the
+  framing; on aligned crops a strong baseline); target <= 0.7; same pairs as ``identity``;
+* ``reference_l1``: mean absolute difference (images in [0, 1]) between x̃_a and x̃_b, the two
+  outputs of one source (target >= 0.05); ``latent_l1`` is the same for two latents z (F).
+
+Pure evaluation: no files, no training (:mod:`benchmarks.eval_generator` and ``privlens eval
+generator`` wrap it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from privlens.eval.heatmap import inter_ocular_nme
+
+SAME_PERSON = 0.6  # dlib's usual threshold on its identity distance
+TARGETS = {"detected": 0.8, "identity": 0.95, "geometry": 0.7, "reference_l1": 0.05}
+
+
+@dataclass
+class GeneratorCheck:
+    """The four figures (see the module docstring) and what they rest on."""
+
+    n_sources: int
+    n_references: int
+    analysis_px: int
+    detected: float  # fraction of outputs with a dlib face
+    detected_sources: float  # the same on the sources (the ceiling)
+    n_pairs: int  # sources where dlib finds a face in both the source and the output
+    identity: float | None  # fraction of those pairs with identity distance > 0.6
+    identity_mean: float | None  # mean identity distance over those pairs
+    nme_output: float | None  # mean NME of the output's landmarks against the source's
+    nme_mean_shape: float | None  # mean NME of the sources' own mean shape
+    reference_l1: float
+    latent_l1: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def geometry(self) -> float | None:
+        """``nme_output / nme_mean_shape`` (lower is better; target <= 0.7)."""
+        if self.nme_output is None or not self.nme_mean_shape:
+            return None
+        return self.nme_output / self.nme_mean_shape
+
+    def passes(self) -> dict[str, bool | None]:
+        """Each figure against its target (``None`` where it could not be computed)."""
+
+        def at_least(value: float | None, target: float) -> bool | None:
+            return None if value is None else value >= target
+
+        return {
+            "detected": at_least(self.detected, TARGETS["detected"]),
+            "identity": at_least(self.identity, TARGETS["identity"]),
+            "geometry": None if self.geometry is None else self.geometry <= TARGETS["geometry"],
+            "reference_l1": at_least(self.reference_l1, TARGETS["reference_l1"]),
+        }
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "geometry": self.geometry, "passes": self.passes(), "targets": TARGETS}
+
+
+def _upsample(images: torch.Tensor, px: int) -> torch.Tensor:
+    if images.shape[-1] >= px:
+        return images
+    return F.interpolate(images, size=(px, px), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def _dlib_side(image: torch.Tensor) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """dlib's 68 landmarks and 128-d identity embedding of the best face, or ``(None, None)``."""
+    from privlens.eval.identity import DlibEmbedder
+    from privlens.faces.detect import best_face
+    from privlens.faces.landmarks import landmarks68
+
+    face = best_face(image, "dlib")
+    if face is None:
+        return None, None
+    return landmarks68(image, face), DlibEmbedder().embed_face(image, face)
+
+
+@torch.no_grad()
+def generate_pairs(
+    bundle,
+    camera: torch.nn.Module,
+    heatmap_net: torch.nn.Module,
+    sources: torch.Tensor,
+    references: torch.Tensor,
+    domain: int = 0,
+    seed: int = 0,
+    batch_size: int = 16,
+) -> tuple[torch.Tensor, ...]:
+    """``(x̃_a, x̃_b, x̃_z1, x̃_z2)``, each ``[N, 3, S, S]``: every source with references ``i`` and
+    ``i + 1`` (cyclically) and with two latents z1, z2 (drawn from ``seed``)."""
+    device = next(bundle.generator.parameters()).device
+    n, r = len(sources), len(references)
+    rng = torch.Generator().manual_seed(seed)
+    z = torch.randn(2, n, bundle.latent_dim, generator=rng)
+    outs: list[list[torch.Tensor]] = [[], [], [], []]
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(start + batch_size, n))
+        x = sources[idx].to(device)
+        capture = camera(x).image
+        heat = heatmap_net(capture)
+        d = torch.full((len(idx),), domain, dtype=torch.long, device=device)
+        styles = [
+            bundle.style_encoder(references[idx % r].to(device), d),
+            bundle.style_encoder(references[(idx + 1) % r].to(device), d),
+            bundle.mapping(z[0, idx].to(device), d),
+            bundle.mapping(z[1, idx].to(device), d),
+        ]
+        for out, style in zip(outs, styles, strict=True):
+            out.append(bundle.generator(capture, heat, style).float().cpu())
+    return tuple(torch.cat(o) for o in outs)
+
+
+def check_generator(
+    bundle,
+    camera: torch.nn.Module,
+    heatmap_net: torch.nn.Module,
+    sources: torch.Tensor,
+    references: torch.Tensor,
+    analysis_px: int = 160,
+    domain: int = 0,
+    seed: int = 0,
+) -> GeneratorCheck:
+    """The four figures for ``sources`` ``[N, 3, S, S]`` and ``references`` ``[R >= 2, 3, S, S]``
+    (images in [0, 1] at the generator's size)."""
+    size = int(bundle.image_size)
+    for name, images in (("sources", sources), ("references", references)):
+        if images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
+            raise ValueError(
+                f"{name} must be [N, 3, {size}, {size}] for this generator, got {tuple(images.shape)}"
+            )
+    if len(sources) < 1 or len(references) < 2:
+        raise ValueError(f"need at least 1 source and 2 references, got {len(sources)} and {len(references)}")
+    camera, heatmap_net = camera.eval(), heatmap_net.eval()
+    for net in (bundle.generator, bundle.style_encoder, bundle.mapping):
+        net.eval()
+    out_a, out_b, out_z1, out_z2 = generate_pairs(
+        bundle, camera, heatmap_net, sources, references, domain, seed
+    )
+    reference_l1 = float((out_a - out_b).abs().mean())
+    latent_l1 = float((out_z1 - out_z2).abs().mean())
+
+    big_sources, big_outputs = _upsample(sources.float().cpu(), analysis_px), _upsample(out_a, analysis_px)
+    source_sides = [_dlib_side(image) for image in big_sources]
+    output_sides = [_dlib_side(image) for image in big_outputs]
+    both = [
+        i for i in range(len(sources)) if source_sides[i][0] is not None and output_sides[i][0] is not None
+    ]
+    identity = identity_mean = nme_output = nme_mean = None
+    notes = []
+    if both:
+        distances = np.array([np.linalg.norm(source_sides[i][1] - output_sides[i][1]) for i in both])
+        identity, identity_mean = float((distances > SAME_PERSON).mean()), float(distances.mean())
+        truth = np.stack([source_sides[i][0] for i in both])
+        predicted = np.stack([output_sides[i][0] for i in both])
+        nme_output = float(inter_ocular_nme(predicted, truth).mean())
+        nme_mean = float(inter_ocular_nme(truth.mean(axis=0), truth).mean())
+    else:
+        notes.append(
+            "dlib found no source/output pair with a face in both: identity and geometry not computed"
+        )
+    return GeneratorCheck(
+        n_sources=len(sources),
+        n_references=len(references),
+        analysis_px=max(analysis_px, size),
+        detected=float(np.mean([side[0] is not None for side in output_sides])),
+        detected_sources=float(np.mean([side[0] is not None for side in source_sides])),
+        n_pairs=len(both),
+        identity=identity,
+        identity_mean=identity_mean,
+        nme_output=nme_output,
+        nme_mean_shape=nme_mean,
+        reference_l1=reference_l1,
+        latent_l1=latent_l1,
+        notes=notes,
+    )
+
+
+def render_check(check: GeneratorCheck, fmt: str = "md") -> str:
+    """The figures as a markdown table (``md``) or JSON (``json``)."""
+    if fmt == "json":
+        return json.dumps(check.to_dict(), indent=2) + "\n"
+    if fmt != "md":
+        raise ValueError(f"format must be md or json, got {fmt!r}")
+
+    def cell(value: float | None, digits: int = 3) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    def verdict(ok: bool | None) -> str:
+        return {True: "yes", False: "**no**", None: "n/a"}[ok]
+
+    passes = check.passes()
+    lines = [
+        f"# Stage II generator on {check.n_sources} held-out faces "
+        f"({check.n_references} references, dlib at {check.analysis_px} px)",
+        "",
+        "| figure | value | target | met | baseline / N |",
+        "|---|---|---|---|---|",
+        f"| dlib finds a face in the output | {cell(check.detected)} | >= 0.8 "
+        f"| {verdict(passes['detected'])} | sources: {cell(check.detected_sources)}; N = {check.n_sources} |",
+        f"| identity distance to the source > 0.6 | {cell(check.identity)} | >= 0.95 "
+        f"| {verdict(passes['identity'])} | mean distance {cell(check.identity_mean)}; "
+        f"N = {check.n_pairs} pairs |",
+        f"| landmark NME output vs source / mean-shape NME | {cell(check.geometry)} | <= 0.7 "
+        f"| {verdict(passes['geometry'])} | NME {cell(check.nme_output)} vs mean shape "
+        f"{cell(check.nme_mean_shape)}; N = {check.n_pairs} pairs |",
+        f"| mean L1 between the outputs of two references | {cell(check.reference_l1)} | >= 0.05 "
+        f"| {verdict(passes['reference_l1'])} | two latents: {cell(check.latent_l1)}; "
+        f"N = {check.n_sources} |",
+    ]
+    lines += [f"\n- {note}" for note in check.notes]
+    return "\n".join(lines) + "\n"
