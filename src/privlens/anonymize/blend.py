@@ -12,8 +12,8 @@ crop pixels (x right, y down, origin at the top-left pixel's centre).
 * :func:`paste`: the crop warped back with the inverse of ``matrix`` into the frame region under
   the crop only, and blended with the mask. Frame pixels where the warped mask is 0 keep their
   exact bytes.
-* :func:`pixelate`: the fail-safe: the masked region replaced by coarse blocks (about 6 across
-  the face), then blurred, so that no identity is left.
+* :func:`pixelate`: the fail-safe: the masked region replaced by its average over coarse blocks
+  (about 6 across the face), enlarged back bilinearly, so that no identity is left.
 
 Every function returns the frame region it touched, ``(x0, y0, x1, y1)`` with exclusive ends, or
 ``None`` when the face lies outside the frame.
@@ -140,6 +140,17 @@ def paste(
     return _blend(frame, region, new, alpha)
 
 
+def _coarse(patch: np.ndarray, block: int) -> np.ndarray:
+    """``patch`` averaged over ``block x block`` cells, then enlarged back smoothly (bilinear):
+    no detail finer than a block survives."""
+    small = cv2.resize(
+        patch,
+        (max(1, patch.shape[1] // block), max(1, patch.shape[0] // block)),
+        interpolation=cv2.INTER_AREA,
+    )
+    return cv2.resize(small, (patch.shape[1], patch.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
 def pixelate(frame: np.ndarray, mask: np.ndarray, matrix: np.ndarray, blocks: int = 6) -> Region | None:
     """Replace the masked face region of ``frame`` by ``blocks`` coarse blocks across the crop's
     face (then a blur of one block): the fail-safe for a face that could not be replaced."""
@@ -152,13 +163,7 @@ def pixelate(frame: np.ndarray, mask: np.ndarray, matrix: np.ndarray, blocks: in
     patch = frame[y0:y1, x0:x1]
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # crop px per frame px
     block = max(2, int(round(size / scale / 2 / blocks)))  # the face is about half the crop
-    small = cv2.resize(
-        patch,
-        (max(1, patch.shape[1] // block), max(1, patch.shape[0] // block)),
-        interpolation=cv2.INTER_AREA,
-    )
-    coarse = cv2.resize(small, (patch.shape[1], patch.shape[0]), interpolation=cv2.INTER_NEAREST)
-    coarse = cv2.GaussianBlur(coarse, (0, 0), block / 2).astype(np.float32)
+    coarse = _coarse(patch, block).astype(np.float32)
     hard = (mask > ALPHA_FLOOR).astype(np.float32)  # the whole dilated region, fully covered
     alpha = _to_region(hard, matrix, region, cv2.INTER_LINEAR)
     return _blend(frame, region, coarse, np.minimum(alpha * 4.0, 1.0))
@@ -183,11 +188,5 @@ def pixelate_box(
     rx0, ry0, rx1, ry1 = region
     patch = frame[ry0:ry1, rx0:rx1]
     block = max(2, int(round(max(x1 - x0, y1 - y0) / 6)))
-    small = cv2.resize(
-        patch,
-        (max(1, patch.shape[1] // block), max(1, patch.shape[0] // block)),
-        interpolation=cv2.INTER_AREA,
-    )
-    coarse = cv2.resize(small, (patch.shape[1], patch.shape[0]), interpolation=cv2.INTER_NEAREST)
-    patch[...] = cv2.GaussianBlur(coarse, (0, 0), block / 2)
+    patch[...] = _coarse(patch, block)
     return region

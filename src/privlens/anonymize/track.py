@@ -71,12 +71,12 @@ class Tracker:
         threshold: float = 0.3,
         max_missed: int = 1,
         alpha: float = 0.5,
-        landmarks: Callable[[np.ndarray, Box], np.ndarray | None] = points,
+        landmarks: Callable[[np.ndarray, Box], np.ndarray | None] | None = None,
     ) -> None:
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
         self.threshold, self.max_missed, self.alpha = threshold, max_missed, alpha
-        self.landmarks = landmarks
+        self.landmarks = landmarks or points
         self.tracks: list[Track] = []
         self.next_id = 0
         self.frame = -1

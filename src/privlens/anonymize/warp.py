@@ -23,6 +23,7 @@ The warp uses backward mapping: for every output pixel, the reference position i
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -81,33 +82,26 @@ def border_points(height: int, width: int, per_side: int = BORDER_POINTS_PER_SID
     return np.concatenate([top, bottom, left, right])
 
 
-def _fill_triangle(mapped: np.ndarray, target: np.ndarray, reference: np.ndarray) -> None:
-    """Write into ``mapped`` (``[H, W, 2]``) the affine map of the pixels inside one target triangle
-    (``[3, 2]``) onto its reference triangle, using barycentric coordinates over its bounding box."""
-    height, width = mapped.shape[:2]
-    x0, y0 = np.maximum(np.ceil(target.min(0)).astype(int), 0)
-    x1, y1 = np.minimum(np.floor(target.max(0)).astype(int), [width - 1, height - 1])
-    if x1 < x0 or y1 < y0:
-        return
-    edges = np.stack([target[1] - target[0], target[2] - target[0]], 1)  # columns: b - a, c - a
-    det = edges[0, 0] * edges[1, 1] - edges[0, 1] * edges[1, 0]
-    if abs(det) < 1e-12:  # a flat triangle covers no pixel
-        return
-    ys, xs = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
-    dx, dy = xs - target[0, 0], ys - target[0, 1]
-    l1 = (edges[1, 1] * dx - edges[0, 1] * dy) / det
-    l2 = (edges[0, 0] * dy - edges[1, 0] * dx) / det
-    eps = 1e-9
-    inside = (l1 >= -eps) & (l2 >= -eps) & (l1 + l2 <= 1 + eps)
-    if not inside.any():
-        return
-    l1, l2 = l1[inside], l2[inside]
-    source = (
-        reference[0]
-        + l1[:, None] * (reference[1] - reference[0])
-        + l2[:, None] * (reference[2] - reference[0])
-    )
-    mapped[ys[inside], xs[inside]] = source
+def _triangle_labels(
+    target: np.ndarray, reference: np.ndarray, simplices: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per triangle the ``[2, 3]`` affine map taking it (target points) onto its reference triangle,
+    and an ``[H, W]`` int32 image of 1 + the index of the triangle covering each pixel (0: none).
+
+    Triangles are rasterised with OpenCV at 1/256 px precision; a pixel on a shared edge takes one
+    of the two triangles, whose maps agree on that edge. Flat triangles are left out."""
+    labels = np.zeros((height, width), dtype=np.int32)
+    if len(simplices) == 0:
+        return np.zeros((0, 2, 3)), labels
+    triangles = target[simplices]  # [T, 3, 2]
+    source = np.concatenate([triangles, np.ones(triangles.shape[:2] + (1,))], axis=2)  # rows (x, y, 1)
+    keep = np.abs(np.linalg.det(source)) > 1e-9
+    triangles, source = triangles[keep], source[keep]
+    maps = np.linalg.solve(source, reference[simplices[keep]]).transpose(0, 2, 1)  # [T, 2, 3]
+    fixed = np.round(triangles * 256).astype(np.int32)
+    for index, corners in enumerate(fixed, start=1):
+        cv2.fillConvexPoly(labels, corners, index, lineType=cv2.LINE_8, shift=8)
+    return maps, labels
 
 
 def warp_map(
@@ -135,13 +129,17 @@ def warp_map(
     reference_all = np.concatenate([reference, _apply(to_reference, anchors)])
     ys, xs = np.mgrid[0:height, 0:width]
     pixels = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
-    mapped = _apply(to_reference, pixels).reshape(height, width, 2)  # fallback: the similarity
     try:
         simplices = Delaunay(target_all).simplices
     except (QhullError, ValueError):  # degenerate geometry (e.g. every landmark on one line)
         simplices = np.zeros((0, 3), dtype=int)
-    for corners in simplices:
-        _fill_triangle(mapped, target_all[corners], reference_all[corners])
+    # one affine map per triangle (label 0: the similarity, for pixels no triangle covers)
+    maps, labels = _triangle_labels(target_all, reference_all, simplices, height, width)
+    maps = np.concatenate([to_reference[None], maps])
+    labels = labels.ravel()
+    stacked = maps[labels]  # [H*W, 2, 3]
+    mapped = np.einsum("nij,nj->ni", stacked[:, :, :2], pixels) + stacked[:, :, 2]
+    mapped = mapped.reshape(height, width, 2)
     return mapped.astype(np.float32)
 
 
