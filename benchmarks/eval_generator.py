@@ -23,7 +23,9 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--generator", required=True, type=Path)
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--lens", default=None)

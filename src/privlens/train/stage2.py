@@ -102,6 +102,7 @@ class Stage2Parts:
     perceptual: L.PerceptualLoss | None = None
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
+    psf: torch.Tensor | None = None  # the frozen camera's PSF, computed once (see capture_of)
 
     def trained(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in TRAINED}
@@ -186,7 +187,10 @@ def build_optimizers(parts: Stage2Parts, config: Stage2Config) -> dict[str, torc
     o = config.optim
 
     def adam(module: nn.Module, lr: float) -> torch.optim.Adam:
-        return torch.optim.Adam(module.parameters(), lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        fused = all(p.is_cuda for p in module.parameters())  # one kernel per step on CUDA
+        return torch.optim.Adam(
+            module.parameters(), lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay, fused=fused or None
+        )
 
     return {
         "generator": adam(parts.generator, o.lr),
@@ -290,11 +294,22 @@ def _fmt(parts: Stage2Parts, images: torch.Tensor) -> torch.Tensor:
     return images.contiguous(memory_format=torch.channels_last) if parts.channels_last else images
 
 
+def capture_of(parts: Stage2Parts, images: torch.Tensor) -> torch.Tensor:
+    """The frozen camera's capture of ``images`` (float32, autocast off). Its PSF does not change
+    during Stage II, so it is computed once and reused (a sensor-noise camera runs in full)."""
+    with torch.autocast(images.device.type, enabled=False):
+        if parts.camera.config.sensor_noise:
+            return parts.camera(images.float()).image
+        if parts.psf is None or parts.psf.device != images.device:
+            with torch.no_grad():
+                parts.psf = parts.camera.psf().detach()
+        return parts.camera.image(images.float(), parts.psf)
+
+
 @torch.no_grad()
 def frozen_views(parts: Stage2Parts, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(y, U(y))``: the camera's capture (float32, autocast off) and U's heatmaps (float32)."""
-    with torch.autocast(images.device.type, enabled=False):
-        capture = parts.camera(images.float()).image
+    capture = capture_of(parts, images)
     with _autocast(parts, images.device):
         heat = parts.heatmap_net(_fmt(parts, capture))
     return capture, heat.float()
@@ -303,8 +318,7 @@ def frozen_views(parts: Stage2Parts, images: torch.Tensor) -> tuple[torch.Tensor
 def camera_heatmaps(parts: Stage2Parts, images: torch.Tensor) -> torch.Tensor:
     """``U(camera(images))`` (float32) with gradients flowing to ``images``: the camera in
     float32 with autocast off, U under the configured autocast; their own weights stay frozen."""
-    with torch.autocast(images.device.type, enabled=False):
-        capture = parts.camera(images.float()).image
+    capture = capture_of(parts, images)
     with _autocast(parts, images.device):
         heat = parts.heatmap_net(_fmt(parts, capture))
     return heat.float()
