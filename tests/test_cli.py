@@ -51,7 +51,12 @@ def test_capture_errors(tmp_path):
     assert bad_lens.exit_code == 2 and "unknown lens" in bad_lens.output
     (tmp_path / "x.png").write_bytes(b"junk")
     only_bad = invoke("capture", tmp_path / "x.png", "--out", tmp_path / "o", "--size", "16")
-    assert only_bad.exit_code == 1
+    assert only_bad.exit_code == 2 and "x.png" in only_bad.output  # the one input given: a user error
+    folder = tmp_path / "bad_only"
+    folder.mkdir()
+    (folder / "y.png").write_bytes(b"junk")
+    nothing = invoke("capture", folder, "--out", tmp_path / "o2", "--size", "16")
+    assert nothing.exit_code == 1 and "y.png" in nothing.output  # skipped, listed, nothing written
 
 
 def test_psf_figure(tmp_path):
@@ -117,9 +122,13 @@ def test_attack_command_on_a_folder(tmp_path):
     from privlens.data.images import save_image
 
     folder = tmp_path / "faces"
-    for i, face in enumerate(embedded_faces(32)[:10]):
+    faces = embedded_faces(32)
+    for i, face in enumerate(faces[:4]):
         save_image(face, folder / f"{i:02d}.png")
     (folder / "corrupt.png").write_bytes(b"nope")
+    own = tmp_path / "attacker"
+    for i, face in enumerate(faces[40:46]):
+        save_image(face, own / f"{i:02d}.png")
     out = tmp_path / "attack"
     result = invoke(
         "attack",
@@ -139,6 +148,8 @@ def test_attack_command_on_a_folder(tmp_path):
         "--rl-max-iterations",
         "3",
         "--no-identity",
+        "--attacker-data",
+        own,
     )
     assert result.exit_code == 0, result.output
     assert "corrupt.png" in result.output
@@ -150,5 +161,5 @@ def test_attack_command_on_a_folder(tmp_path):
     assert (out / "attack_defocus.png").is_file()
     bad = invoke("attack", "--out", out, "--size", "30")
     assert bad.exit_code == 2 and "divisible by 8" in bad.output
-    too_few = invoke("attack", "--data", folder, "--out", out, "--size", "32", "--evaluation-count", "10")
+    too_few = invoke("attack", "--data", folder, "--out", out, "--size", "32", "--evaluation-count", "4")
     assert too_few.exit_code == 2 and "attacker" in too_few.output

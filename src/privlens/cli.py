@@ -101,8 +101,17 @@ def build_camera(
     convolution: ConvolutionChoice | None = None,
     noise_sigma: float | None = None,
 ):
+    import math
+
     from privlens.optics.presets import make_camera
 
+    for option, value in (
+        ("--defocus-um", defocus_um),
+        ("--prototype-scale-um", prototype_scale_um),
+        ("--noise-sigma", noise_sigma),
+    ):
+        if value is not None and not math.isfinite(value):
+            fail(f"{option} must be a finite number, got {value}")
     settings = {}
     if convolution is not None:
         settings["convolution"] = convolution.value
@@ -160,6 +169,8 @@ def capture(
         overwrite=overwrite,
         track=lambda items, total: progress(items, total, "capturing"),
     )
+    if source.is_file() and report.skipped:  # the one input given is unreadable: a user error
+        fail(report.skipped[0][1])
     for path, reason in report.skipped:
         skipped(path, reason)
     say(f"wrote {len(report.written)} capture(s) to {out}")
@@ -342,11 +353,11 @@ def report(
     run_dir: Path = typer.Argument(..., help="A demo output folder (or one laid out like it)."),
 ) -> None:
     """Render RUN_DIR/report.html: one self-contained page (figures embedded, no external URL)."""
-    from privlens.report.demo_report import write_demo_report
+    from privlens.report.demo_report import ReportInputError, write_demo_report
 
     try:
         path = write_demo_report(run_dir)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ReportInputError) as error:
         fail(str(error))
     say(f"report: {path}")
 

@@ -114,6 +114,43 @@ def status(message: str) -> Iterator[None]:
         yield
 
 
+class StepProgress:
+    """A live line for long jobs that report steps as messages (attacks, evaluation, the demo).
+
+    Use as a context manager; call it with each message. On a terminal it shows a spinner with
+    the current step, the step count and the elapsed time (stderr); every message is also
+    printed as a line (hidden by ``--quiet``). ``total`` (if known) turns the spinner into a bar.
+    """
+
+    def __init__(self, description: str, total: int | None = None) -> None:
+        self.description = description
+        self.total = total
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> StepProgress:
+        if _verbosity >= 0 and err_console.is_terminal:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
+            if self.total is not None:
+                columns.insert(2, BarColumn())
+            self._bar = Progress(*columns, console=err_console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(escape(self.description), total=self.total)
+        return self
+
+    def __call__(self, message: str) -> None:
+        info(message)
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=escape(f"{self.description}: {message}"))
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
 def user_error_types() -> tuple[type[BaseException], ...]:
     """The exceptions that mean bad user input or a file-system failure (never a bug)."""
     from PIL import Image
@@ -175,4 +212,3 @@ def exit_nothing_written(count: int) -> None:
     """Exit status 1 when a job wrote nothing (every input skipped)."""
     if count == 0:
         raise typer.Exit(code=1)
-

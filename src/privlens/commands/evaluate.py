@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from privlens.commands.common import console, err_console, fail
+from privlens.commands.common import StepProgress, fail, say, skipped
+
+IDENTITY_DEFAULT = ("dlib", "facenet-vggface2", "facenet-casia")
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -29,7 +31,11 @@ def evaluate(
     max_sources: int | None = typer.Option(None, help="Evaluate at most this many source faces."),
     baselines: bool = typer.Option(True, help="Add the blur and pixelation software baselines."),
     warp_row: bool = typer.Option(True, help="Add the first run with the training-free warp backend."),
-    identity: str = typer.Option("dlib,facenet-vggface2,facenet-casia", help="Identity backends."),
+    identity: list[str] = typer.Option(
+        [],
+        "--identity",
+        help="Identity backend, repeatable (dlib, facenet-vggface2, facenet-casia; default: all three).",
+    ),
     fid: bool = typer.Option(True, help="FID (needs Inception weights; else listed unavailable)."),
     lpips: bool = typer.Option(False, help="LPIPS between source and output (needs backbone weights)."),
     analysis_px: int = typer.Option(160, help="Upsample smaller images to this size for face analysis."),
@@ -39,40 +45,45 @@ def evaluate(
     from privlens.data.images import ImageFileError
     from privlens.eval.job import run_evaluation
     from privlens.eval.pairs import EvalOptions
+    from privlens.outputs import check_output_dir, check_size
     from privlens.report.tables import to_markdown
 
     for folder in run:
         if not folder.is_dir():
             fail(f"run folder not found: {folder}")
+    if not data.exists():
+        fail(f"--data {data}: not found")
+    check_size(size)
+    check_output_dir(out, [data, *([references] if references else [])])
+    # repeatable like `eval pairs --identity`; a comma list (the older form) is still accepted
+    backends = tuple(b.strip() for item in identity for b in item.split(",") if b.strip())
     options = EvalOptions(
-        identity=tuple(b.strip() for b in identity.split(",") if b.strip()),
-        fid=fid,
-        lpips=lpips,
-        progress=False,
+        identity=backends or IDENTITY_DEFAULT, fid=fid, lpips=lpips, progress=False, analysis_px=analysis_px
     )
     try:
-        result = run_evaluation(
-            run,
-            data,
-            out,
-            size,
-            references,
-            references_per_source,
-            seed,
-            max_sources,
-            baselines,
-            warp_row,
-            options,
-            progress=lambda message: err_console.print(f"[dim]{message}[/]"),
-        )
+        with StepProgress("evaluating") as step:
+            result = run_evaluation(
+                run,
+                data,
+                out,
+                size,
+                references,
+                references_per_source,
+                seed,
+                max_sources,
+                baselines,
+                warp_row,
+                options,
+                progress=step,
+            )
     except (AnonymizeError, ImageFileError, ValueError) as error:
         fail(str(error))
     for path, reason in result.skipped:
-        err_console.print(f"[yellow]skipped[/] {path}: {reason}")
-    console.print(to_markdown(result.rows), soft_wrap=True)
+        skipped(path, reason)
+    say(to_markdown(result.rows))
     for name, reason in next(iter(result.reports.values())).unavailable.items():
-        console.print(f"unavailable: {name}: {reason}", soft_wrap=True)
-    console.print(f"wrote {out / 'evaluation.md'} (+ .csv, .json, pairs/, published.md)")
+        say(f"unavailable: {name}: {reason}")
+    say(f"wrote {out / 'evaluation.md'} (+ .csv, .json, pairs/, published.md)")
 
 
 def sweep(
@@ -91,9 +102,14 @@ def sweep(
     from privlens.anonymize.pipeline import AnonymizeError
     from privlens.eval.sweep import run_sweep
     from privlens.optics.presets import make_camera
+    from privlens.outputs import check_output_dir, check_size
     from privlens.report.tables import to_markdown
     from privlens.train.data import LandmarkFaces
 
+    check_size(size)
+    if not data.is_dir():
+        fail(f"--data {data}: not a folder")
+    check_output_dir(out, [data])
     cameras, nets = {}, {}
     try:
         shared = load_heatmap(heatmap) if heatmap is not None else None
@@ -125,14 +141,7 @@ def sweep(
     items = [evaluation[i] for i in range(len(evaluation))]
     images = torch.stack([item["image"] for item in items])
     truth = torch.stack([item["landmarks"] for item in items])
-    points = run_sweep(
-        cameras,
-        nets,
-        attacker_images,
-        images,
-        truth,
-        out,
-        progress=lambda message: err_console.print(f"[dim]{message}[/]"),
-    )
-    console.print(to_markdown([p.__dict__ for p in points]), soft_wrap=True)
-    console.print(f"wrote {out / 'sweep.png'} and {out / 'sweep.csv'}")
+    with StepProgress("sweeping") as step:
+        points = run_sweep(cameras, nets, attacker_images, images, truth, out, progress=step)
+    say(to_markdown([p.__dict__ for p in points]))
+    say(f"wrote {out / 'sweep.png'} and {out / 'sweep.csv'}")

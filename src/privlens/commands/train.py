@@ -20,8 +20,9 @@ OVERRIDES_HELP = "Config overrides key=value, e.g. train.steps=100 net.width=64 
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
+    from privlens.commands.common import fail  # one plain error line for every command
+
+    fail(message)
 
 
 def _train(

@@ -74,6 +74,8 @@ def _read_csv(path: str | Path, columns: tuple[str, str]) -> list[tuple[str, flo
             raise HardwareFileError(f"{path}: data row {number - 1}: {row[1]!r} is not a number") from error
         if value != value or value in (float("inf"), float("-inf")):
             raise HardwareFileError(f"{path}: data row {number - 1}: value is not finite")
+        if abs(value) >= 1e6:  # um or mirror amplitudes: anything this large is a mistake
+            raise HardwareFileError(f"{path}: data row {number - 1}: {row[1].strip()} is out of range")
         parsed.append((row[0].strip(), value))
     return parsed
 

@@ -25,11 +25,21 @@ MECHANICS_NOTE = (
 )
 
 
+class ReportInputError(ValueError):
+    """A file the report reads exists but is not what a privlens job writes."""
+
+
 def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    """A JSON object file; ``{}`` when absent; :class:`ReportInputError` when it is something else."""
+    if not path.is_file():
         return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReportInputError(f"{path} is not valid JSON ({error})") from error
+    if not isinstance(data, dict):
+        raise ReportInputError(f"{path} holds a JSON {type(data).__name__}, not the object privlens writes")
+    return data
 
 
 def _number(value: Any) -> float | None:
@@ -200,6 +210,8 @@ def build_page(run_dir: Path, anonymized: Path | None = None) -> Page:
 def write_demo_report(run_dir: str | Path, anonymized: Path | None = None) -> Path:
     """Render ``run_dir/report.html``; returns its path."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    if not run_dir.exists():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
+    if not run_dir.is_dir():
+        raise ReportInputError(f"{run_dir} is a file, not a run folder")
     return atomic_write_text(run_dir / "report.html", render(build_page(run_dir, anonymized)))
