@@ -13,6 +13,17 @@ The warp backend (U -> soft-argmax landmarks -> piecewise-affine warp of one ref
 OpenCV on the CPU) is timed for ``--warp-batch`` images.
 
 Target (issue 6): >= 1,000 images/s for camera -> U -> S -> G at 256 px on one H100.
+
+Full frames (issue 11), ``--full-frame``: a 1920x1080 JPEG with 5 faces end to end (read, detect,
+landmarks, align, camera, U, backend, check, blend, write), and a 1280x720 clip with 2 moving
+faces through the video path (detection every ``--detect-every`` frames, tracking, streaming
+read and write), with the time split by stage. Models: the shipped defaults when this
+installation has them (``privlens.models``), else stand-ins of the same architecture (U width 32,
+depth 4; prototype lens; 64 px), untrained (speed does not depend on the weights; an untrained U
+makes the check reject every face, which then goes through the pixelation path instead of the
+blend: both are timed). ``--gan`` adds a 64 px Stage II generator stand-in as the backend.
+
+Targets (issue 11, this 2-core CPU): photo <= 3 s, video >= 5 frames/s.
 """
 
 from __future__ import annotations
@@ -66,7 +77,17 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS[:4]), choices=VARIANTS)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warp-batch", type=int, default=16, help="images for the warp timing (0: skip)")
+    parser.add_argument("--full-frame", action="store_true", help="time the full-frame pipeline instead")
+    parser.add_argument("--gan", action="store_true", help="full frame: a 64 px generator stand-in")
+    parser.add_argument("--frames", type=int, default=60, help="full frame: clip length")
+    parser.add_argument("--detect-every", type=int, default=5, help="full frame: video detection period")
+    parser.add_argument("--no-check", action="store_true", help="full frame: skip the result check")
     args = parser.parse_args()
+    if args.full_frame:
+        from bench_frames import full_frame
+
+        full_frame(args)
+        return
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -7,8 +7,9 @@ best first); an unmatched detection starts a new track (new id, new identity), a
 no detection matches for ``max_missed`` detection rounds ends.
 
 Smoothing: each track's landmarks are an exponential moving average of the raw ones,
-``s ← s + a (raw − s)``, with ``a`` growing from ``alpha`` to 1 as the motion between frames grows
-(fast motion is followed at once, small jitter is averaged away).
+``s ← s + a (raw − s)``, with ``a`` growing from ``alpha`` to 1 as the face's shift (the mean
+displacement of its points, relative to its width) grows: fast motion is followed at once, the
+jitter of single points is averaged away.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class Tracker:
 
     def _smooth(self, track: Track, raw: np.ndarray) -> None:
         size = max(np.ptp(track.landmarks[:, 0]), 1.0)
-        motion = float(np.abs(raw - track.landmarks).mean()) / size
+        motion = float(np.hypot(*(raw - track.landmarks).mean(0))) / size  # the face's shift, not noise
         weight = min(1.0, self.alpha + 10.0 * motion)
         track.landmarks = track.landmarks + weight * (raw - track.landmarks)
 
