@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.privlens-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean models
 .DEFAULT_GOAL := install
 
 $(STAMP): pyproject.toml Makefile
@@ -27,6 +27,10 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+
+# The shipped default models (privlens/models/weights): U, then the lens; resumable (runs/shipped).
+models: install
+	$(PY) -m privlens.train.shipped --work runs/shipped
 
 bench: install
 	$(PY) benchmarks/bench_camera.py

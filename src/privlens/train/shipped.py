@@ -5,9 +5,12 @@ Steps, each resumable (a run folder under ``--work`` keeps its checkpoint):
 1. ``data``: the embedded faces (scikit-image's 100 LFW faces and the astronaut) written as PNGs
    and prepared at 64 px with ``privlens data prepare`` (dlib landmarks, FFHQ-style alignment,
    a stable 20 % of the files in ``val``: these faces are never trained on);
-2. ``heatmap``: U with ``configs/shipped/stage1_heatmap.yaml`` -> ``heatmap_64.safetensors``;
-3. ``lens``: Stage I (Eq. 4-6) from that U with ``configs/shipped/stage1_optics.yaml`` ->
-   ``lens_64.safetensors``.
+2. ``heatmap``: U on clean faces with ``configs/shipped/stage1_heatmap.yaml`` ->
+   ``heatmap_clean_64.safetensors``;
+3. ``lens``: Stage I (Eqs. 4-6) from that U with ``configs/shipped/stage1_optics.yaml`` ->
+   ``lens_64.safetensors`` and the U trained with it, ``heatmap_64.safetensors`` (the U to use
+   on this lens's captures); also ``defocus_same_distortion.safetensors`` in ``--work``: the
+   defocus lens whose held-out captures are as distorted, the baseline of the attack figures.
 
 Every shipped file gets a provenance JSON (:mod:`privlens.models.provenance`) with its SHA-256,
 the data, steps, training seconds, machine, git commit, the recipe and held-out figures.
@@ -27,7 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from privlens.models import WEIGHTS_DIR, git_commit, load_heatmap_model, machine_description, write_provenance
+from privlens.models import (
+    WEIGHTS_DIR,
+    git_commit,
+    load_heatmap_model,
+    machine_description,
+    read_provenance,
+    write_provenance,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIGS = REPO / "configs" / "shipped"
@@ -92,38 +102,62 @@ def _common(config_name: str, steps: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def ship_heatmap(data: Path, work: Path, weights: Path = WEIGHTS_DIR) -> Path:
-    """Train (or resume) U and copy it into ``weights`` with its provenance."""
+def _u_metrics(path: Path, data: Path, camera: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Held-out NME of the U file at ``path`` (clean, and through ``camera`` when given)."""
     from privlens.eval.heatmap import evaluate_heatmap
 
-    result, seconds = _train("heatmap", "stage1_heatmap.yaml", data, work / "heatmap")
-    target = weights / "heatmap_64.safetensors"
-    shutil.copyfile(result.run_dir / "heatmap_net.safetensors", target)
-    model = load_heatmap_model(target)
+    model = load_heatmap_model(path)
     images, landmarks = _heldout(data)
-    row = evaluate_heatmap(model.net, images, landmarks, model.mean_shape).rows[0]
-    metrics = {
-        "heldout_faces": row.n,
-        "nme_u": round(row.nme_u, 5),
-        "nme_train_mean_shape": round(row.nme_train_mean, 5) if row.nme_train_mean else None,
-        "nme_own_mean_shape": round(row.nme_own_mean, 5),
-        "u_over_own_mean_shape": round(row.ratio_own_mean, 4),
+    rows = evaluate_heatmap(model.net, images, landmarks, model.mean_shape, camera).rows
+    metrics: dict[str, Any] = {
+        "heldout_faces": rows[0].n,
+        "nme_train_mean_shape": round(rows[0].nme_train_mean, 5) if rows[0].nme_train_mean else None,
+        "nme_own_mean_shape": round(rows[0].nme_own_mean, 5),
     }
-    write_provenance(
-        target,
-        kind="heatmap",
-        metrics=metrics,
-        **_common("stage1_heatmap.yaml", result.summary["steps"], seconds),
-    )
+    for row in rows:
+        metrics[f"nme_u_{row.condition}"] = round(row.nme_u, 5)
+        metrics[f"u_over_own_mean_shape_{row.condition}"] = round(row.ratio_own_mean, 4)
+    return metrics
+
+
+def ship_heatmap(data: Path, work: Path, weights: Path = WEIGHTS_DIR) -> Path:
+    """Pretrain (or resume) U on clean faces; ship it as ``heatmap_clean_64`` with provenance."""
+    result, seconds = _train("heatmap", "stage1_heatmap.yaml", data, work / "heatmap")
+    target = weights / "heatmap_clean_64.safetensors"
+    shutil.copyfile(result.run_dir / "heatmap_net.safetensors", target)
+    common = _common("stage1_heatmap.yaml", result.summary["steps"], seconds)
+    write_provenance(target, kind="heatmap", metrics=_u_metrics(target, data), **common)
     return target
+
+
+def capture_distortion(camera: torch.nn.Module, images: torch.Tensor) -> float:
+    """``||x - y||^2`` (mean squared difference per pixel and channel) of noise-free captures."""
+    camera.eval()
+    with torch.no_grad():
+        return float((camera(images)[0] - images).square().mean())
+
+
+def matching_defocus(images: torch.Tensor, distortion: float, size: int = SIZE) -> float:
+    """The defocus (Noll 4, um RMS) whose noise-free captures of ``images`` have ``distortion``
+    (bisection on [0, 4] um; distortion grows with defocus there)."""
+    from privlens.optics.presets import make_camera
+
+    low, high = 0.0, 4.0
+    for _ in range(20):
+        middle = (low + high) / 2
+        if capture_distortion(make_camera("defocus", size, defocus_um=middle), images) < distortion:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
 
 
 def ship_lens(data: Path, work: Path, weights: Path = WEIGHTS_DIR) -> Path:
     """Train (or resume) the lens from the shipped U and copy it into ``weights``."""
-    from privlens.optics.lensfile import read_lens
+    from privlens.optics.lensfile import read_lens, save_lens
     from privlens.optics.presets import make_camera
 
-    u = weights / "heatmap_64.safetensors"
+    u = weights / "heatmap_clean_64.safetensors"
     result, seconds = _train("optics", "stage1_optics.yaml", data, work / "lens", f"net.pretrained={u}")
     target = weights / "lens_64.safetensors"
     shutil.copyfile(result.run_dir / "lens.safetensors", target)
@@ -140,15 +174,27 @@ def ship_lens(data: Path, work: Path, weights: Path = WEIGHTS_DIR) -> Path:
         "to_start": float(torch.linalg.vector_norm(psf - start)),
         "open_to_H_f": float(torch.linalg.vector_norm(open_psf - reference)),
     }
+    images, _ = _heldout(data)
+    distortion = capture_distortion(make_camera(target, SIZE), images)
+    defocus = matching_defocus(images, distortion)
+    save_lens(make_camera("defocus", SIZE, defocus_um=defocus), work / "defocus_same_distortion.safetensors")
     metrics = {
+        "heldout_distortion_noise_free": round(distortion, 6),
+        "defocus_um_of_same_distortion": round(defocus, 4),
         "heldout_distortion": summary["val_end"]["distortion"],
         "heldout_nme_through_lens": summary["val_end"]["nme"],
         "psf_distance": {k: round(v, 5) for k, v in distance.items()},
         "beta_um": np.round(coeffs.numpy(), 4).tolist(),
     }
-    write_provenance(
-        target, kind="lens", metrics=metrics, **_common("stage1_optics.yaml", summary["steps"], seconds)
-    )
+    common = _common("stage1_optics.yaml", summary["steps"], seconds)
+    write_provenance(target, kind="lens", metrics=metrics, **common)
+    # U trained together with this lens: the one to use on its captures.
+    paired = weights / "heatmap_64.safetensors"
+    shutil.copyfile(result.run_dir / "heatmap_net.safetensors", paired)
+    pretrain = read_provenance(u)
+    common.update(steps=summary["steps"] + pretrain["steps"], seconds=round(seconds + pretrain["seconds"], 1))
+    common["started_from"] = f"heatmap_clean_64.safetensors ({pretrain['steps']} steps on clean faces)"
+    write_provenance(paired, kind="heatmap", metrics=_u_metrics(paired, data, camera), **common)
     return target
 
 
@@ -162,9 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)  # tiny nets: one thread is fastest on shared CPUs
     data = args.data or prepare_embedded_faces(args.work)
     if args.only in (None, "heatmap"):
-        print(f"shipped U: {ship_heatmap(data, args.work, args.weights)}", flush=True)
+        print(f"shipped U (clean): {ship_heatmap(data, args.work, args.weights)}", flush=True)
     if args.only in (None, "lens"):
-        print(f"shipped lens: {ship_lens(data, args.work, args.weights)}", flush=True)
+        print(f"shipped lens and its U: {ship_lens(data, args.work, args.weights)}", flush=True)
 
 
 if __name__ == "__main__":

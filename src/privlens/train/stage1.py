@@ -193,6 +193,8 @@ def build_camera(mode: Mode, config: Stage1Config) -> Camera | None:
     settings: dict[str, Any] = {
         "convolution": c.convolution,
         "noise_sigma": c.noise_sigma,
+        "sensor_noise": c.sensor_noise,
+        "full_scale_e": c.full_scale_e,
         "frozen_terms": tuple(c.frozen_terms),
     }
     try:
@@ -253,7 +255,9 @@ def _check_resumable(saved: dict[str, Any], current: dict[str, Any], mode: str, 
             out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
         return out
 
-    a, b = flat(saved), flat(current)
+    # Keys added to the config after the checkpoint was written count as their defaults there.
+    defaults = flat(to_dict(Stage1Config()))
+    a, b = {**defaults, **flat(saved)}, flat(current)
     differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
     if differing:
         raise ConfigError(
