@@ -15,7 +15,14 @@
    machine, commit, recipe, the lens and U it was trained behind).
 
 The four held-out figures of issue 10 need dlib (CPU): ``benchmarks/eval_generator.py``; with
-``--evaluate`` they are computed here and written into the provenance.
+``--evaluate`` they are computed after training and written into the provenance, and
+``--evaluate-only`` does that for a bundle trained elsewhere (e.g. on a GPU machine without dlib):
+
+    # on the GPU machine (no dlib there), the shipped lens and U travel with the tree:
+    python3 -m privlens.train.stage2_shipped --data runs/shipped/data --work /tmp/gan \
+        --weights $OUT --max-seconds 240
+    # back here: copy $OUT/generator_64.* into src/privlens/models/weights/, then
+    python -m privlens.train.stage2_shipped --data runs/shipped/data --evaluate-only
 """
 
 from __future__ import annotations
@@ -147,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=None, help="time box (train.max_seconds)")
     parser.add_argument("--commit", default=None, help="git commit to record (default: git rev-parse)")
     parser.add_argument("--evaluate", action="store_true", help="add the dlib figures to the provenance")
+    parser.add_argument(
+        "--evaluate-only", action="store_true", help="no training: add the figures of <weights>/generator_64"
+    )
     args = parser.parse_args(argv)
     if (args.lens is None) != (args.heatmap is None):
         parser.error("give both --lens and --heatmap, or neither (the shipped pair)")
@@ -157,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         data = prepare_embedded_faces(args.work.parent)
     else:
         data = args.data
+    if args.evaluate_only:
+        check = evaluate_into_provenance(args.weights / FILE, data, lens, heatmap)
+        print(json.dumps(check, indent=2), flush=True)
+        return 0
     overrides = list(args.overrides)
     if args.max_seconds is not None:
         overrides.append(f"train.max_seconds={args.max_seconds}")
