@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from privlens.data.images import ImageFileError
+from privlens.data.images import ImageFileError, open_image
 from privlens.files import atomic_path
 
 JPEG_QUALITY = 95
@@ -43,32 +43,25 @@ class Photo:
 
 
 def read_photo(path: str | Path) -> Photo:
-    """Read ``path`` upright (EXIF orientation applied); :class:`ImageFileError` if unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageFileError(f"image not found: {path}")
+    """Read ``path`` at full size, upright (EXIF orientation applied), through
+    :func:`privlens.data.images.open_image` (its pixel limit refuses decompression bombs);
+    :class:`ImageFileError` if unreadable."""
+    image = open_image(path)
     try:
         with Image.open(path) as handle:
-            handle.load()
             orientation = handle.getexif().get(0x0112, 1)
-            upright = ImageOps.exif_transpose(handle)
-            source_format = handle.format or FORMATS.get(path.suffix.lower(), "PNG")
-            mode = upright.mode
-            grey = mode in ("L", "LA", "1", "I;16", "I")
-            alpha = None
-            if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in upright.info):
-                rgba = upright.convert("RGBA")
-                alpha = np.asarray(rgba)[..., 3].copy()
-                rgb = np.asarray(rgba.convert("RGB"))
-            elif mode.startswith("I"):
-                values = np.asarray(upright).astype(np.float64)
-                rgb = np.repeat(
-                    (values / max(values.max(), 1) * 255).round().astype(np.uint8)[..., None], 3, 2
-                )
-            else:
-                rgb = np.asarray(upright.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            source_format = handle.format or FORMATS.get(Path(path).suffix.lower(), "PNG")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:  # pragma: no cover
         raise ImageFileError(f"{path} is not a readable image ({error})") from error
+    mode = image.mode
+    grey = mode in ("L", "LA", "I;16")
+    alpha = None
+    if mode in ("RGBA", "LA"):
+        alpha = np.asarray(image.getchannel("A")).copy()
+    if mode == "I;16":
+        rgb = np.repeat((np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=2)
+    else:
+        rgb = np.asarray(image.convert("RGB"))
     return Photo(np.ascontiguousarray(rgb).copy(), alpha, grey, orientation not in (None, 1), source_format)
 
 
