@@ -112,3 +112,29 @@ def test_weights_that_do_not_fit_are_refused(tmp_path):
     save_file(load_file(str(path)), str(broken), meta_bad)
     with pytest.raises(GeneratorBundleError, match="corrupt bundle metadata"):
         load_generator_bundle(broken)
+
+
+def test_bundle_keeps_ema_and_raw_weights_and_may_store_half_precision(tmp_path):
+    ema, raw = _nets(0), _nets(1)
+    path = save_generator_bundle(
+        tmp_path / "g.safetensors",
+        *ema,
+        ["a", "b"],
+        raw=dict(zip(("generator", "style_encoder", "mapping"), raw, strict=True)),
+        dtype=torch.float16,
+    )
+    with safe_open(str(path), framework="pt") as handle:
+        assert json.loads(handle.metadata()["config"])["weights"] == ["ema", "raw"]
+        assert handle.get_tensor("raw.generator.to_rgb.2.weight").dtype == torch.float16
+    got_ema = load_generator_bundle(path)
+    got_raw = load_generator_bundle(path, weights="raw")
+    for got, want in ((got_ema, ema[0]), (got_raw, raw[0])):
+        weight = got.generator.state_dict()["to_rgb.2.weight"]
+        assert weight.dtype == torch.float32
+        torch.testing.assert_close(weight, want.state_dict()["to_rgb.2.weight"], atol=1e-3, rtol=1e-3)
+    assert not torch.equal(got_ema.generator.to_rgb[2].weight, got_raw.generator.to_rgb[2].weight)
+    only_ema = save_generator_bundle(tmp_path / "e.safetensors", *ema, ["a", "b"])
+    with pytest.raises(GeneratorBundleError, match="no raw weights"):
+        load_generator_bundle(only_ema, weights="raw")
+    with pytest.raises(GeneratorBundleError, match="weights must be"):
+        load_generator_bundle(only_ema, weights="best")
