@@ -146,7 +146,7 @@ def measure_project_pipeline(device, smoke: bool, record: Callable[..., None], c
     from privlens.anonymize.frames import FaceFinder, FoundFace, FramePipeline
 
     width, height, count, face_px, size, frames = (
-        (640, 360, 5, 100, 64, 1) if smoke else (1920, 1080, 5, 300, 256, 5)
+        (960, 540, 5, 150, 64, 1) if smoke else (1920, 1080, 5, 300, 256, 5)
     )
     source = synthetic_frame(width, height, count, face_px)
     variant = "channels_last+bf16" if device.type == "cuda" else "fp32"
@@ -229,7 +229,7 @@ def measure_gpu_loop(device: torch.device, smoke: bool, record: Callable[..., No
     from bench_anonymize import pipeline
 
     width, height, count, face_px, size, frames = (
-        (640, 360, 5, 100, 64, 2) if smoke else (1920, 1080, 5, 300, 256, 10)
+        (960, 540, 5, 150, 64, 2) if smoke else (1920, 1080, 5, 300, 256, 10)
     )
     frame = synthetic_frame(width, height, count, face_px)
     variant = "channels_last+bf16" if device.type == "cuda" else "fp32"

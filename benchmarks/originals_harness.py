@@ -63,6 +63,8 @@ def _median_seconds(fn: Callable[[], object], device: torch.device, repeats: int
 
 def _install_poppy_standin() -> bool:
     """Register a minimal ``poppy.zernike.zernike_basis`` if poppy is absent; True if it did."""
+    if "poppy" in sys.modules:  # the real one, or the stand-in from an earlier call
+        return getattr(sys.modules["poppy"], "privlens_standin", False)
     if importlib.util.find_spec("poppy") is not None:
         return False
     from privlens.optics.zernike import zernike_basis
@@ -75,6 +77,7 @@ def _install_poppy_standin() -> bool:
         return values
 
     poppy = types.ModuleType("poppy")
+    poppy.privlens_standin = True
     zernike = types.ModuleType("poppy.zernike")
     zernike.zernike_basis = basis
     poppy.zernike = zernike

@@ -123,7 +123,7 @@ def _stage1_losses(config, camera, net, device: str, steps: int = 2) -> list[flo
     losses = []
     for _ in range(steps):
         out = stage1.train_step(model, camera, optimizers, reference, config, True, scene, landmarks)
-        losses.append(float(out.losses.total))
+        losses.append(float(out.losses.total.detach()))
     return losses
 
 
