@@ -34,7 +34,14 @@ from privlens.optics.psf import (
     required_fft_size,
     slope_basis,
 )
-from privlens.optics.sensor import add_read_noise, convolve, large_pixel_sensor
+from privlens.optics.sensor import (
+    add_read_noise,
+    convolution_fft_shape,
+    convolve,
+    convolve_spectrum,
+    kernel_spectrum,
+    large_pixel_sensor,
+)
 from privlens.optics.zernike import zernike_basis
 
 
@@ -118,6 +125,7 @@ class Camera(nn.Module):
         self._slopes = slope_basis(self.config)
         self._fixed_size = required_fft_size(torch.zeros(self.config.num_terms), self.config, self._slopes)
         self._samplings: dict[int, PupilSampling] = {}
+        self._spectrum_cache: tuple | None = None
         p = self.config.num_terms
         initial = torch.zeros(p, dtype=psf_dtype) if coeffs_um is None else coeffs_um
         initial = torch.as_tensor(initial, dtype=psf_dtype).detach().clone()
@@ -234,7 +242,7 @@ class Camera(nn.Module):
                 f"{images.shape[1]}-channel images need a camera with as many wavelengths, "
                 f"this one has {kernel.shape[0]}"
             )
-        out = convolve(images, kernel, self.config.convolution)
+        out = self._convolve(images, kernel)
         if self.config.lowres_size is not None:
             out = large_pixel_sensor(out, self.config.lowres_size)
         if self.config.gain != 1.0:
@@ -247,6 +255,20 @@ class Camera(nn.Module):
             # non-negative PSF summing to 1), up to FFT round-off of ~1e-7: no clipping pass.
             out = out.clamp(0.0, 1.0)
         return out
+
+    def _convolve(self, images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        """:func:`convolve`, reusing the kernel's spectrum while a fixed PSF is applied again."""
+        if kernel.requires_grad or images.requires_grad:
+            return convolve(images, kernel, self.config.convolution)
+        shape = convolution_fft_shape(
+            tuple(images.shape[-2:]), tuple(kernel.shape[-2:]), self.config.convolution
+        )
+        key = (shape, images.dtype, images.device, kernel.shape, kernel.data_ptr(), kernel._version)
+        cached = self._spectrum_cache
+        if cached is None or cached[0] != key or not torch.equal(cached[1], kernel):
+            cached = (key, kernel.detach().clone(), kernel_spectrum(kernel, shape, images.dtype))
+            self._spectrum_cache = cached
+        return convolve_spectrum(images, cached[2], shape)
 
     def readout(
         self,

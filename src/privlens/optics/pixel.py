@@ -7,10 +7,10 @@ transform is ``sinc^2(f P)``), sampled at the pixel centres. With this model a c
 depend on the image size: a 64 px capture of a scene constant over 4x4 blocks equals the 4x-binned
 256 px capture.
 
-Numerics. :mod:`privlens.optics.psf` computes the intensity on a periodic grid of pitch
-``P / s`` fine enough to hold its whole band (``s`` from :func:`samples_per_pixel`), so the
-triangle is applied exactly, as the factor :func:`pixel_response` on its discrete Fourier
-transform; every ``s``-th sample is then a pixel value.
+Numerics. :mod:`privlens.optics.psf` computes the intensity on a periodic grid fine enough to
+hold its whole band, so the triangle is applied exactly, as the factor :func:`pixel_response` on
+its discrete Fourier transform; sampling at the pixel pitch then folds that spectrum onto the
+pixel grid (:func:`fold_index`), and one small inverse FFT gives the pixel values.
 """
 
 from __future__ import annotations
@@ -36,12 +36,21 @@ def samples_per_pixel(
     return max(1, math.ceil(image_pitch_m / pitch_limit - 1e-9))
 
 
-def pixel_response(fft_size: int, samples: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``[K, K // 2 + 1]`` factor ``sinc^2(f_y P) sinc^2(f_x P)`` on an ``rfft2`` grid of size ``K``.
+def pixel_response(size: int, period_px: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``[M, M]`` factor ``sinc^2(f_y P) sinc^2(f_x P)`` on an ``fft2`` grid of ``M = size`` bins.
 
-    ``f`` in cycles per fine sample; one pixel is ``samples`` fine samples.
+    Bin ``k`` (signed, :func:`torch.fft.fftfreq` order) is the frequency ``k / period``; one pixel
+    is ``period / period_px``, so ``f P = k / period_px``.
     """
-    rows = torch.fft.fftfreq(fft_size, dtype=torch.float64)
-    cols = torch.fft.rfftfreq(fft_size, dtype=torch.float64)
-    response = torch.sinc(rows * samples) ** 2
-    return (response[:, None] * (torch.sinc(cols * samples) ** 2)[None]).to(dtype)
+    bins = torch.fft.fftfreq(size, 1.0 / size, dtype=torch.float64)
+    response = torch.sinc(bins / period_px) ** 2
+    return (response[:, None] * response[None]).to(dtype)
+
+
+def fold_index(size: int, period_px: int) -> torch.Tensor:
+    """Pixel-grid bin (``k mod period_px``) of each of the ``size`` signed spectrum bins.
+
+    Sampling at the pixel pitch folds the spectrum onto ``period_px`` bins (the sensor's own
+    aliasing, which is physical)."""
+    bins = torch.fft.fftfreq(size, 1.0 / size).round().long()
+    return bins % period_px

