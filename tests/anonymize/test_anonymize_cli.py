@@ -357,3 +357,22 @@ def test_gan_errors(stage2_run, references, photos, tmp_path):
     assert wrong_domain.exit_code == 2 and "unknown domain" in text(wrong_domain)
     warp = invoke(image, *warp_args(stage2_run, references, tmp_path / "w"))
     assert warp.exit_code == 0 and "warp backend" in text(warp)
+
+
+def test_audio_is_copied_when_ffmpeg_is_installed(oracle, tmp_path, video_writer, monkeypatch):
+    """With an ``ffmpeg`` on PATH (here a stand-in that copies the video), the muxed file replaces
+    the silent one and the manifest says the audio was kept."""
+    from privlens.anonymize.jobs import AnonymizeJob
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ffmpeg"
+    fake.write_text('#!/bin/sh\nfor last; do :; done\ncp "$5" "$last"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    clip = video_writer(tmp_path / "clip.avi", frames=3, fps=12.0)
+    report = AnonymizeJob(None, painter=oracle).run(clip, tmp_path / "out", progress=False)
+    record = json.loads(report.manifest.read_text())["inputs"][0]
+    assert record["audio"] == "kept" and not any("audio" in n for n in report.notices)
+    assert len(read_video(tmp_path / "out" / "clip.avi")[0]) == 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anonymize.json", "clip.avi"]
