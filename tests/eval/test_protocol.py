@@ -49,3 +49,17 @@ def test_pareto_front():
     privacy = [0.5, 0.6, 0.9, 0.8]
     error = [20.0, 10.0, 30.0, 35.0]
     assert pareto_front(privacy, error) == [False, True, True, False]
+
+
+def test_strongest_attack_is_the_best_identifier_then_the_closest():
+    from privlens.attacks.suite import strongest
+
+    scores = {
+        "none": {"rank1": 0.2, "identity_distance": 0.5},
+        "wiener": {"rank1": 0.6, "identity_distance": 0.55},
+        "inversion": {"rank1": 0.6, "identity_distance": 0.45},
+        "blind-rl": {"rank1": float("nan"), "identity_distance": 0.1},
+    }
+    assert strongest(scores) == "inversion"
+    scores["wiener"]["rank1"] = 0.7
+    assert strongest(scores) == "wiener"
