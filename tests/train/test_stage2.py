@@ -438,3 +438,27 @@ def Stage2FacesForTest(config: Stage2Config) -> torch.Tensor:  # noqa: N802
 
     data = Stage2Faces(config.data.root, config.data.image_size, augment=False)
     return torch.stack([data.faces[i]["image"] for i in range(3)])
+
+
+def test_shipped_recipe_writes_a_verified_half_precision_bundle(faces_two_domains, heatmap_file, tmp_path):
+    from privlens.models import verify_file
+    from privlens.optics.lensfile import save_lens
+    from privlens.optics.presets import make_camera
+    from privlens.train import load_generator_bundle
+    from privlens.train.stage2_shipped import main
+
+    lens = save_lens(make_camera("defocus", 32), tmp_path / "lens.safetensors")
+    small = [s for s in SMALL if not s.startswith("train.progress")]
+    args = ["--data", str(faces_two_domains), "--lens", str(lens), "--heatmap", str(heatmap_file)]
+    args += ["--work", str(tmp_path / "gan"), "--weights", str(tmp_path / "w"), "--max-seconds", "60"]
+    assert main([*args, "train.steps=1", "data.num_workers=0", *small]) == 0
+    record = verify_file(tmp_path / "w" / "generator_64.safetensors")  # hash checked
+    assert (
+        record["kind"] == "generator"
+        and record["steps"] == 1
+        and record["lens"]["file"] == "lens.safetensors"
+    )
+    assert "train.max_seconds=60.0" in record["overrides"]
+    bundle = load_generator_bundle(tmp_path / "w" / "generator_64.safetensors", weights="raw")
+    assert bundle.image_size == 32 and bundle.generator.to_rgb[2].weight.dtype == torch.float32
+    assert main(["--data", str(tmp_path / "absent"), *args[2:], "train.steps=1"]) == 2

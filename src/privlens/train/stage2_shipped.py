@@ -49,7 +49,8 @@ def default_frozen() -> tuple[Path, Path]:
     try:
         return shipped_path("lens"), shipped_path("heatmap")
     except ModelFileError as error:
-        raise SystemExit(f"error: {error}; or give --lens FILE --heatmap FILE") from error
+        print(f"error: {error}; or give --lens FILE --heatmap FILE", file=sys.stderr)
+        raise SystemExit(2) from error
 
 
 def train_shipped_generator(
