@@ -44,6 +44,9 @@ from privlens.optics.sensor import (
 )
 from privlens.optics.zernike import zernike_basis
 
+SAMPLINGS_KEPT = 3
+"""Pupil samplings a camera keeps (the coefficients move between a few FFT sizes in training)."""
+
 
 class SamplingReport(NamedTuple):
     """How the pupil is sampled for some coefficients (see :meth:`Camera.sampling_report`).
@@ -199,7 +202,10 @@ class Camera(nn.Module):
             sampling = build_pupil_sampling(self.config, dtype=self._psf_dtype, fft_size=size)
         if sampling.response.device != device:
             sampling = sampling.to(device)
-        self._samplings[size] = sampling
+        self._samplings.pop(size, None)
+        self._samplings[size] = sampling  # most recently used last
+        while len(self._samplings) > SAMPLINGS_KEPT:  # bases take p n^2 values per wavelength
+            del self._samplings[next(iter(self._samplings))]
         return sampling
 
     def psf(self, coeffs_um: torch.Tensor | None = None) -> torch.Tensor:
