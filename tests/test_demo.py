@@ -106,6 +106,37 @@ def test_report_renders_in_headless_chromium(demo_dir, tmp_path):
     assert colours is not None and len(colours) > 50  # text and figures, not a blank page
 
 
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian package chromium)")
+def test_report_fits_a_phone_screen_in_headless_chromium(demo_dir, tmp_path):
+    """At 400 px wide nothing is cut at the right edge: wide tables scroll inside their own box."""
+    from PIL import Image
+
+    shot = tmp_path / "phone.png"
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=400,12000",
+        f"--screenshot={shot}",
+        (demo_dir / "report.html").as_uri(),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    with Image.open(shot) as image:
+        assert image.size == (400, 12000)
+        pixels = image.convert("L")
+        edge = pixels.crop((394, 0, 400, 12000))  # the page's right margin
+        body = pixels.crop((0, 0, 394, 12000))
+        assert min(edge.getdata()) >= 240, "content runs past the right edge of a 400 px screen"
+        assert min(body.getdata()) < 100  # text and figures are there
+
+
 def test_evaluate_command_on_the_demo_runs(demo_dir, tmp_path):
     out = tmp_path / "evaluation"
     result = CliRunner().invoke(

@@ -155,7 +155,7 @@ def capture(
 ) -> None:
     """Capture images through a simulated privacy camera (writes captures only, never the input)."""
     from privlens.anonymize.capture import capture_files
-    from privlens.commands.common import progress, skipped
+    from privlens.commands.common import debug, progress, skipped
     from privlens.outputs import identifiable_warning
 
     camera = _camera_for_output(lens, size, defocus_um, prototype_scale_um, convolution, noise_sigma)
@@ -173,6 +173,8 @@ def capture(
         fail(report.skipped[0][1])
     for path, reason in report.skipped:
         skipped(path, reason)
+    for path in report.written:
+        debug(f"wrote {path}")
     say(f"wrote {len(report.written)} capture(s) to {out}")
     if not report.written:
         raise typer.Exit(code=1)
@@ -328,10 +330,12 @@ def demo(
     gan_run: Path | None = typer.Option(None, help="A Stage II run folder: anonymise with its generator."),
 ) -> None:
     """The whole pipeline on embedded data: Stage I, captures, attacks, anonymisation, evaluation, report."""
+    from privlens.commands.common import StepProgress
     from privlens.demo import run_demo
     from privlens.report.tables import to_markdown
 
-    result = run_demo(out, fast, gan_run, progress=info)
+    with StepProgress("demo", total=None) as step:
+        result = run_demo(out, fast, gan_run, progress=step)
     table = Table(title="captures of the astronaut (PSNR against the scene)")
     table.add_column("lens")
     table.add_column("PSNR (dB)", justify="right")

@@ -48,3 +48,11 @@ def test_page_embeds_figures_and_escapes_text(tmp_path):
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert "a &amp; b" in text and "1.235" in text and "n/a" in text
     assert "http" not in text
+
+
+def test_page_fits_a_phone_viewport():
+    rows = [{f"column {i}": 1.0 for i in range(20)}]
+    text = render(Page("t", sections=[Section("s", tables=[Table(rows, "N = 3")])]))
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
+    assert '<p class="tcap">N = 3</p><div class="scroll"><table>' in text  # wide tables scroll
+    assert ".scroll { overflow-x: auto;" in text and "@media (max-width: 600px)" in text

@@ -8,8 +8,10 @@ It reads what the jobs wrote and computes nothing: ``summary.json``, ``compariso
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,23 @@ import yaml
 from privlens.files import atomic_write_text
 from privlens.report.html import Figure, Page, Section, Table, render
 
-MECHANICS_NOTE = (
-    "Models trained for a minute on a handful of embedded 64 px faces show the mechanics of the method, "
-    "not the paper's quality. Train on CelebA-HQ or FFHQ at 256 px (configs/stage1_celebahq.yaml, "
-    "configs/stage2_celebahq.yaml) for meaningful numbers."
-)
+IDENTITY = "DIS FR (dlib)"
+
+
+def mechanics_note(summary: dict, faces: dict[str, int]) -> str:
+    """What the demo's models are, with the measured training time and the number of faces."""
+    seconds = _number((summary.get("seconds") or {}).get("stage I"))
+    stage1 = summary.get("stage1") or {}
+    steps = sum(int(run.get("steps") or 0) for run in stage1.values() if isinstance(run, dict))
+    trained = f"trained for {seconds:.0f} s" if seconds is not None else "trained briefly"
+    if steps:
+        trained += f" ({steps} Stage I steps over {len(stage1)} runs)"
+    count = f" on {faces['train']} embedded faces" if faces.get("train") else ""
+    return (
+        f"These models were {trained}{count} at 64 px: they show the mechanics of the method, not "
+        "the paper's quality. Train on CelebA-HQ or FFHQ at 256 px (configs/stage1_celebahq.yaml, "
+        "configs/stage2_celebahq.yaml) for meaningful numbers."
+    )
 
 
 class ReportInputError(ValueError):
@@ -50,31 +64,75 @@ def _number(value: Any) -> float | None:
     )
 
 
-def _key_points(summary: dict, attacks: list[dict], evaluation: list[dict]) -> list[str]:
+def _of(count: Any, total: Any) -> str:
+    """``"21 of 24 pairs"``, ``"24 pairs"`` or ``"an unrecorded number of pairs"``."""
+    if count is None:
+        return f"{total} pairs (count per metric not recorded)" if total else "an unrecorded number of pairs"
+    return f"{count} of {total} pairs" if total not in (None, count) else f"{count} pairs"
+
+
+def _key_points(
+    summary: dict, attacks: list[dict], evaluation: list[dict], counts: dict[str, dict[str, int]], faces: dict
+) -> list[str]:
     points = []
     for lens in dict.fromkeys(row["lens"] for row in attacks):
         rows = [r for r in attacks if r["lens"] == lens and _number(r.get("reidentified")) is not None]
         if rows:
             worst = max(rows, key=lambda r: r["reidentified"])
+            measured = worst.get("measured_faces")
+            of = f" of {measured} faces" if measured is not None else " of the faces"
             points.append(
                 f"lens {lens}: the strongest attack ({worst['attack']}) re-identifies "
-                f"{100 * worst['reidentified']:.0f}% of faces (dlib distance < 0.6)."
+                f"{100 * worst['reidentified']:.0f}%{of} (dlib distance < 0.6)."
             )
+    held_out = f" on {faces['val']} held-out faces" if faces.get("val") else " (held-out faces)"
     for mode, run in summary.get("stage1", {}).items():
         nme = _number((run.get("val_end") or {}).get("nme")) if isinstance(run, dict) else None
         if nme is not None:
             points.append(
-                f"Stage I {mode}: U's held-out landmark NME {100 * nme:.1f}% after {run.get('steps')} steps."
+                f"Stage I {mode}: U's landmark NME {100 * nme:.1f}%{held_out} after {run.get('steps')} steps."
             )
     if summary.get("backend"):
         points.append(
             f"new faces painted by the {summary['backend']} backend: {summary.get('backend_reason', '')}"
         )
     for row in evaluation:
-        dis = _number(row.get("DIS FR (dlib)"))
+        dis = _number(row.get(IDENTITY))
         if dis is not None:
-            points.append(f"{row['method']}: identity distance to the source {dis:.2f} (higher hides more).")
+            basis = _of(counts.get(row["method"], {}).get(IDENTITY), row.get("pairs"))
+            points.append(
+                f"{row['method']}: identity distance to the source {dis:.2f} over {basis} in which dlib "
+                "found a face on both sides (higher hides more; 0.6 = same person)."
+            )
     return points
+
+
+def _faces(run_dir: Path) -> dict[str, int]:
+    """Training and held-out face counts of the demo's prepared data (``data/landmarks.csv``)."""
+    path = run_dir / "data" / "landmarks.csv"
+    counts: dict[str, int] = {}
+    if path.is_file():
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                split = row.get("split") or ""
+                counts[split] = counts.get(split, 0) + 1
+    return counts
+
+
+def metric_counts(evaluation_dir: Path, payload: dict) -> dict[str, dict[str, int]]:
+    """Per method, the number of pairs behind each metric: ``metric_counts`` of evaluation.json if
+    present, else the ``n=`` list that ``pairs/<method>.md`` prints under its table."""
+    recorded = payload.get("metric_counts")
+    if isinstance(recorded, dict):
+        return recorded
+    counts: dict[str, dict[str, int]] = {}
+    for path in sorted((evaluation_dir / "pairs").glob("*.md")):
+        found = re.search(r"both sides have a face \((.*)\)\.", path.read_text(encoding="utf-8"))
+        if not found:
+            continue
+        items = (item.rsplit(" n=", 1) for item in found.group(1).split(", "))
+        counts[path.stem] = {name: int(n) for name, n in (i for i in items if len(i) == 2) if n.isdigit()}
+    return counts
 
 
 def _provenance(run_dir: Path) -> Section | None:
@@ -110,36 +168,59 @@ def _provenance(run_dir: Path) -> Section | None:
 def build_page(run_dir: Path, anonymized: Path | None = None) -> Page:
     run_dir = Path(run_dir)
     summary = _json(run_dir / "summary.json")
-    attacks = _json(run_dir / "attacks" / "attacks.json").get("rows", [])
+    attack_payload = _json(run_dir / "attacks" / "attacks.json")
+    attacks = attack_payload.get("rows", [])
     evaluation_payload = _json(run_dir / "evaluation" / "evaluation.json")
     evaluation = evaluation_payload.get("rows", [])
+    counts = metric_counts(run_dir / "evaluation", evaluation_payload)
+    faces = _faces(run_dir)
     page = Page(
         "privlens: privacy-preserving optics for face de-identification",
         f"report of {run_dir}",
-        _key_points(summary, attacks, evaluation),
+        _key_points(summary, attacks, evaluation, counts, faces),
     )
-    page.sections.append(Section("What this shows", [MECHANICS_NOTE]))
+    page.sections.append(Section("What this shows", [mechanics_note(summary, faces)]))
     if (run_dir / "comparison.png").is_file():
         rows = [{"lens": k, "PSNR vs scene (dB)": v} for k, v in summary.get("psnr_db", {}).items()]
+        caption = "PSNR of the astronaut's capture against the scene (N = 1 image per lens)"
         page.sections.append(
             Section(
                 "Captures through each lens",
                 ["The raw scene never leaves the optics: these captures are all a sniffer could steal."],
-                tables=[Table(rows)] if rows else [],
-                figures=[Figure(run_dir / "comparison.png", "scene and face captured through every lens")],
+                tables=[Table(rows, caption)] if rows else [],
+                figures=[
+                    Figure(
+                        run_dir / "comparison.png",
+                        "the astronaut and one embedded face (N = 2 images) captured through every lens",
+                    )
+                ],
             )
         )
     psf_figures = [
-        Figure(path, f"phase mask and R/G/B PSFs: {path.stem}")
+        Figure(
+            path,
+            f"{path.stem}: phase mask and R/G/B PSFs, computed from the lens's coefficients (no data); "
+            "each PSF is cropped to where its light is, with the share of light shown in its title",
+        )
         for path in sorted((run_dir / "psf").glob("*.png"))
     ]
     if psf_figures:
         page.sections.append(Section("Phase masks and PSFs", figures=psf_figures))
     if attacks:
+        protocol = attack_payload.get("protocol", {})
+        evaluated = protocol.get("evaluation_faces", "?")
         figures = [
-            Figure(p, f"attacks on lens {p.stem.removeprefix('attack_')}")
+            Figure(
+                p,
+                f"attacks on lens {p.stem.removeprefix('attack_')}: examples from the {evaluated} "
+                "evaluated faces",
+            )
             for p in sorted((run_dir / "attacks").glob("attack_*.png"))
         ]
+        attack_caption = (
+            f"N = {evaluated} evaluated faces (measured_faces: those dlib finds in the original); the "
+            f"attacker tuned on {protocol.get('attacker_faces', '?')} other faces"
+        )
         page.sections.append(
             Section(
                 "Attacks: how much identity leaks",
@@ -149,7 +230,7 @@ def build_page(run_dir: Path, anonymized: Path | None = None) -> Page:
                     "trained on the attacker's copy of the camera. reidentified = share of faces whose "
                     "recovery is within dlib's 0.6 same-person distance."
                 ],
-                tables=[Table(attacks)],
+                tables=[Table(attacks, attack_caption)],
                 figures=figures,
             )
         )
@@ -162,7 +243,8 @@ def build_page(run_dir: Path, anonymized: Path | None = None) -> Page:
                 figures=[
                     Figure(
                         picture,
-                        "source (never stored by a privlens camera) | capture | U's heatmap | new faces",
+                        "one source face (N = 1; never stored by a privlens camera) | capture | "
+                        "U's heatmap | new faces",
                     )
                 ],
             )
@@ -172,6 +254,18 @@ def build_page(run_dir: Path, anonymized: Path | None = None) -> Page:
         published = evaluation_payload.get("published_for_orientation", {})
         unavailable = evaluation_payload.get("unavailable", {})
         notes = [f"unavailable: {name}: {reason}" for name, reason in unavailable.items()]
+        shown = []
+        for row in evaluation:
+            n = counts.get(row.get("method"), {}).get(IDENTITY)
+            shown.append(
+                {"method": row.get("method"), "pairs": row.get("pairs"), f"n {IDENTITY}": n}
+                | {k: v for k, v in row.items() if k not in ("method", "pairs")}
+            )
+        table_caption = (
+            f"N = {protocol.get('sources', '?')} source faces x {protocol.get('references_per_source', '?')} "
+            f"references = pairs per method; n {IDENTITY}: the pairs in which dlib found a face on both "
+            "sides, the only ones its identity distance averages"
+        )
         page.sections.append(
             Section(
                 "Evaluation protocol",
@@ -183,7 +277,7 @@ def build_page(run_dir: Path, anonymized: Path | None = None) -> Page:
                     "(%); FD-dlib: Frechet distance of dlib embeddings, an offline stand-in, not FID."
                 ],
                 notes,
-                [Table(evaluation)],
+                [Table(shown, table_caption)],
             )
         )
         if published:
@@ -201,6 +295,7 @@ def build_page(run_dir: Path, anonymized: Path | None = None) -> Page:
         page.sections.append(
             Section(
                 "Timing",
+                ["Wall-clock seconds of each demo step, as measured while it ran."],
                 tables=[Table([{"step": k, "seconds": v} for k, v in summary["seconds"].items()], digits=1)],
             )
         )

@@ -21,12 +21,21 @@ h1 { font-size: 1.8rem; margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-
 .subtitle { color: #555; margin-top: 0; }
 .note { background: #fff7e0; border-left: 4px solid #e0a800; padding: .6rem .9rem; margin: 1rem 0; }
 .key { background: #eef6ff; border-left: 4px solid #2a7ae2; padding: .6rem .9rem; margin: 1rem 0; }
+.scroll { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
+.tcap { color: #555; font-size: .85rem; margin: .8rem 0 0 0; }
 th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9rem; }
 code { background: #f3f3f3; padding: 0 .25rem; }
+p, li, figcaption { overflow-wrap: anywhere; }
+@media (max-width: 600px) {
+  body { margin: 1rem auto; padding: 0 .6rem; font-size: 1rem; }
+  h1 { font-size: 1.35rem; } h2 { font-size: 1.15rem; }
+  table { font-size: .8rem; } th, td { padding: .2rem .35rem; }
+  figure .scroll img { min-width: 640px; }  /* labels stay legible: scroll sideways to read */
+}
 """
 
 
@@ -84,14 +93,17 @@ def _table(table: Table) -> str:
         "<tr>" + "".join(f"<td>{_cell(row.get(c), table.digits)}</td>" for c in columns) + "</tr>"
         for row in table.rows
     )
-    caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    caption = f'<p class="tcap">{html.escape(table.caption)}</p>' if table.caption else ""
+    # wide tables scroll inside their own box instead of widening (and cutting) a phone's page
+    table_html = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'{caption}<div class="scroll">{table_html}</div>'
 
 
 def _figure(figure: Figure) -> str:
     alt = html.escape(figure.caption or figure.path.name)
     caption = f"<figcaption>{html.escape(figure.caption)}</figcaption>" if figure.caption else ""
-    return f'<figure><img src="{data_uri(figure.path)}" alt="{alt}">{caption}</figure>'
+    image = f'<div class="scroll"><img src="{data_uri(figure.path)}" alt="{alt}"></div>'
+    return f"<figure>{image}{caption}</figure>"
 
 
 def render(page: Page) -> str:
@@ -99,6 +111,7 @@ def render(page: Page) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(page.title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(page.title)}</h1>",
     ]
