@@ -88,7 +88,7 @@ def heatmap(
     camera = None
     if lens is not None:
         try:
-            camera = make_camera(lens, size)
+            camera = make_camera(lens, size, sensor_noise=False, noise_sigma=0.0)
         except ValueError as error:
             fail(f"--lens: {error}")
     if model.mean_shape is None:
