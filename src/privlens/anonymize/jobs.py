@@ -40,12 +40,12 @@ from privlens.anonymize.models import (
     load_heatmap,
     model_sizes,
 )
-from privlens.data.photos import Photo, read_photo, write_photo
 from privlens.anonymize.pipeline import AnonymizeError, Anonymizer, GanBackend, WarpBackend
 from privlens.anonymize.references import Reference, ReferenceSet, Slot, StylePlanner, load_references
 from privlens.anonymize.stream import FrameStream
 from privlens.anonymize.video import VIDEO_SUFFIXES, FrameSink, iter_frames, mux_audio, video_info
 from privlens.data.images import IMAGE_SUFFIXES, ImageFileError
+from privlens.data.photos import Photo, read_photo, write_photo
 from privlens.files import atomic_write_text
 
 MANIFEST = "anonymize.json"
