@@ -182,3 +182,50 @@ def test_ddp_two_gloo_processes_stay_in_sync(faces64, tiny_path, tmp_path):
     assert s["ddp"]["max_beta_diff"] == 0.0
     assert s["ddp"]["max_net_diff"] == 0.0
     assert torch.tensor(s["beta_end_um"])[3:].abs().max() > 0.01
+
+
+def _moved_heldout_faces(data, seed: int = 1):
+    """The held-out faces, each moved by a fixed random similarity (10 deg, 10 % scale, 6 % shift,
+    inside the training augmentation's range): framed differently from one another, as crops of
+    ordinary photos are, so that one average face cannot score well."""
+    from privlens.data.transforms import random_similarity, similarity_warp
+    from privlens.train.data import LandmarkFaces
+
+    faces = LandmarkFaces(data, "val", 64)
+    generator = torch.Generator().manual_seed(seed)
+    moved = [
+        similarity_warp(
+            faces[i]["image"], faces[i]["landmarks"], *random_similarity(64, 10, 0.1, 0.06, generator)
+        )
+        for i in range(len(faces))
+    ]
+    return torch.stack([m[0] for m in moved]), torch.stack([m[1] for m in moved])
+
+
+LEARNING_OVERRIDES = (
+    "train.steps=400",
+    "net.width=16",
+    "net.depth=2",
+    "net.lr=0.005",
+    "train.val_every=1000",
+)
+
+
+def test_u_learns_landmarks_rather_than_one_average_face(one_thread, faces64, tiny_config, tmp_path):
+    """A few hundred CPU steps of the tiny recipe: on held-out faces U beats the mean shape of its
+    training set and its landmarks move with the faces (the paper's L1 loss gave one shape)."""
+    from privlens.eval.heatmap import evaluate_heatmap
+    from privlens.models import load_heatmap_model
+
+    extra = os.environ.get("PRIVLENS_TEST_STAGE1_OVERRIDES", "").split()  # e.g. the paper's L1
+    run_stage1("heatmap", tiny_config(faces64, *LEARNING_OVERRIDES, *extra), tmp_path, resume=False)
+    model = load_heatmap_model(tmp_path / "heatmap_net.safetensors")
+    assert model.image_size == 64 and model.mean_shape.shape == (68, 2)
+    images, landmarks = _moved_heldout_faces(faces64)
+    row = evaluate_heatmap(model.net, images, landmarks, model.mean_shape).rows[0]
+    assert row.n >= 5
+    # Measured (2-core CPU): this recipe NME 0.157 vs mean shape 0.163, spread 0.27; the paper's L1
+    # (PRIVLENS_TEST_STAGE1_OVERRIDES="loss.heatmap=l1 loss.foreground_weight=0 loss.coord_weight=0")
+    # NME 0.262, spread 0.04: it fails both assertions.
+    assert row.nme_u < row.nme_train_mean, row
+    assert row.spread_ratio > 0.15, row
