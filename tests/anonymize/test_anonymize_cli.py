@@ -376,3 +376,19 @@ def test_audio_is_copied_when_ffmpeg_is_installed(oracle, tmp_path, video_writer
     assert record["audio"] == "kept" and not any("audio" in n for n in report.notices)
     assert len(read_video(tmp_path / "out" / "clip.avi")[0]) == 3
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anonymize.json", "clip.avi"]
+
+
+def test_outputs_never_replace_inputs_and_existing_ones_need_overwrite(oracle, photos, tmp_path):
+    from privlens.anonymize.jobs import AnonymizeJob
+    from privlens.anonymize.pipeline import AnonymizeError
+
+    job = AnonymizeJob(None, painter=oracle)
+    with pytest.raises(AnonymizeError, match="input folder"):
+        job.run(photos, photos / "out", progress=False)
+    with pytest.raises(AnonymizeError, match="would overwrite the input"):
+        job.run(photos / "blank.png", photos, progress=False)
+    out = tmp_path / "out"
+    job.run(photos / "blank.png", out, progress=False)
+    with pytest.raises(AnonymizeError, match="--overwrite"):
+        job.run(photos / "blank.png", out, progress=False)
+    assert job.run(photos / "blank.png", out, progress=False, overwrite=True).done

@@ -101,6 +101,27 @@ def output_name(relative: Path) -> Path:
     return relative
 
 
+def check_outputs(source: Path, inputs: list[Path], targets: list[Path], out: Path, overwrite: bool) -> None:
+    """The output-folder rules of :mod:`privlens.outputs`, for outputs that keep their inputs'
+    suffixes (see :meth:`AnonymizeJob.run`)."""
+    from privlens.outputs import OutputError, check_output_dir
+
+    try:
+        check_output_dir(out, [source])
+    except OutputError as error:
+        raise AnonymizeError(str(error)) from error
+    sources = {path.resolve() for path in inputs}
+    for path, target in zip(inputs, targets, strict=True):
+        if target.resolve() in sources:
+            raise AnonymizeError(f"the output {target} would overwrite the input {path}")
+    existing = [target for target in targets if target.exists()]
+    if existing and not overwrite:
+        raise AnonymizeError(
+            f"{len(existing)} output file(s) already exist (first: {existing[0]}); "
+            "pass --overwrite to replace them"
+        )
+
+
 class AnonymizeJob:
     """A loaded pipeline and its style choices, ready to run on files.
 
@@ -262,8 +283,14 @@ class AnonymizeJob:
         }
 
     # -- running ---------------------------------------------------------------------------------
-    def run(self, source: str | Path, out: str | Path, progress: bool = True) -> AnonymizeReport:
-        """Anonymise ``source`` (image, folder or video) into ``out``; see the module notes."""
+    def run(
+        self, source: str | Path, out: str | Path, progress: bool = True, overwrite: bool = False
+    ) -> AnonymizeReport:
+        """Anonymise ``source`` (image, folder or video) into ``out``; see the module notes.
+
+        Refused before anything is written (:class:`AnonymizeError`): an output folder that is
+        the input folder or lies inside it, an output that would replace an input, and existing
+        outputs unless ``overwrite``."""
         from tqdm import tqdm
 
         source, out = Path(source), Path(out)
@@ -273,6 +300,7 @@ class AnonymizeJob:
         clashes = sorted({str(n) for n in names if names.count(n) > 1})
         if clashes:
             raise AnonymizeError(f"inputs that would be written to the same output file: {clashes}")
+        check_outputs(source, inputs, [out / name for name in names], out, overwrite)
         report = AnonymizeReport(skipped_references=list(self.references.skipped))
         planner = self.planner()
         records: list[dict[str, Any]] = []

@@ -51,6 +51,9 @@ def anonymize(
     webcam: int | None = typer.Option(None, "--webcam", help="Anonymise this webcam (OpenCV index)."),
     show: bool = typer.Option(True, "--show/--no-show", help="Webcam: show the result in a window."),
     batch_size: int = typer.Option(16, "--batch-size", help="Face crops per forward pass."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace existing output files (never an input)."
+    ),
     device: str = typer.Option("cpu", "--device", help="torch device (cpu, cuda, cuda:1, ...)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -96,7 +99,7 @@ def anonymize(
         if webcam is not None:
             _webcam(job, webcam, out, show)
             return
-        report = job.run(source, out, progress=progress)
+        report = job.run(source, out, progress=progress, overwrite=overwrite)
     except (AnonymizeError, ValueError) as error:
         fail(str(error))
     for path, reason in report.skipped:
