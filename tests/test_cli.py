@@ -163,3 +163,40 @@ def test_attack_command_on_a_folder(tmp_path):
     assert bad.exit_code == 2 and "divisible by 8" in bad.output
     too_few = invoke("attack", "--data", folder, "--out", out, "--size", "32", "--evaluation-count", "4")
     assert too_few.exit_code == 2 and "attacker" in too_few.output
+
+
+def test_version_completion_and_verbosity(tmp_path):
+    from privlens import __version__
+
+    version = invoke("--version")
+    assert version.exit_code == 0 and version.output.strip() == f"privlens {__version__}"
+    assert "--install-completion" in invoke("--help").output
+    face = tmp_path / "face.png"
+    Image.new("RGB", (40, 40), (120, 90, 60)).save(face)
+    quiet = invoke("-q", "capture", face, "--lens", "open", "--out", tmp_path / "q", "--size", "16")
+    assert quiet.exit_code == 0 and "privacy" in quiet.output  # warnings survive --quiet
+    verbose = invoke("-v", "capture", face, "--out", tmp_path / "v", "--size", "16")
+    assert verbose.exit_code == 0 and "face.png" in verbose.output
+    both = invoke("-q", "-v", "capture", face, "--out", tmp_path / "b")
+    assert both.exit_code == 2
+
+
+def test_capture_refuses_to_overwrite_or_shadow_inputs(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (40, 40), (200, 100, 50)).save(photos / name)
+    before = (photos / "a.png").read_bytes()
+    same = invoke("capture", photos, "--out", photos, "--size", "16")
+    assert same.exit_code == 2 and "input folder itself" in same.output
+    inside = invoke("capture", photos, "--out", photos / "captures", "--size", "16")
+    assert inside.exit_code == 2 and "inside the input folder" in inside.output
+    assert (photos / "a.png").read_bytes() == before and not (photos / "captures").exists()
+    Image.new("RGB", (40, 40)).save(photos / "a.jpg")
+    clash = invoke("capture", photos, "--out", tmp_path / "out", "--size", "16")
+    assert clash.exit_code == 2 and "a.jpg" in clash.output and "a.png" in clash.output
+    (photos / "a.jpg").unlink()
+    assert invoke("capture", photos, "--out", tmp_path / "out", "--size", "16").exit_code == 0
+    again = invoke("capture", photos, "--out", tmp_path / "out", "--size", "16")
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert invoke("capture", photos, "--out", tmp_path / "out", "--size", "16", "--overwrite").exit_code == 0

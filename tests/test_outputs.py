@@ -32,6 +32,9 @@ def test_output_dir_equal_to_or_inside_the_source_is_refused(tmp_path):
     with pytest.raises(OutputError, match="inside the input folder"):
         check_output_dir(tmp_path / "photos" / ".." / "photos" / "x", [source])
     assert check_output_dir(tmp_path / "out", [source]).is_dir()
+    assert check_output_dir(source / "anonymized", [source], allow_inside=True).is_dir()
+    with pytest.raises(OutputError, match="input folder itself"):
+        check_output_dir(source, [source], allow_inside=True)
 
 
 def test_output_dir_that_is_a_file_or_below_a_file_is_refused(tmp_path):

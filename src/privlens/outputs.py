@@ -61,10 +61,14 @@ def _probe_writable(folder: Path) -> None:
         raise OutputError(f"cannot write to {folder}: {error.strerror or error}") from None
 
 
-def check_output_dir(out: str | Path, sources: Iterable[str | Path] = (), option: str = "--out") -> Path:
+def check_output_dir(
+    out: str | Path, sources: Iterable[str | Path] = (), option: str = "--out", allow_inside: bool = False
+) -> Path:
     """Check (and create) an output folder; refuse one that equals or lies inside an input folder.
 
-    ``sources`` are the command's inputs (files or folders). Returns ``out`` as given.
+    ``sources`` are the command's inputs (files or folders). ``allow_inside``: for a command that
+    leaves its output folder out of the inputs itself (and says so); the input folder itself is
+    refused all the same. Returns ``out`` as given.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -79,7 +83,7 @@ def check_output_dir(out: str | Path, sources: Iterable[str | Path] = (), option
                 f"{option} {out} is the input folder itself: its files would be overwritten; "
                 "choose another output folder"
             )
-        if _is_within(target, source_path):
+        if _is_within(target, source_path) and not allow_inside:
             raise OutputError(
                 f"{option} {out} lies inside the input folder {source}: its files would be read back "
                 "as inputs on the next run; choose a folder outside it"
@@ -208,4 +212,3 @@ def require_allow_identifiable(lens: str | Path, allowed: bool, camera=None) -> 
             f"the lens {lens} keeps faces recognisable, so its 'anonymised' outputs would not be; "
             "pass --allow-identifiable to run it anyway (e.g. as a reference)"
         )
-

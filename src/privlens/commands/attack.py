@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from privlens.commands.common import console, err_console, fail
+from privlens.commands.common import StepProgress, fail, say, skipped
 
 
 def attack(
@@ -55,21 +55,25 @@ def attack(
         fail(f"--size must be divisible by 8, got {size}")
     if read_noise < 0 or rl_max_iterations < 1 or inversion_steps < 0:
         fail("--read-noise and --inversion-steps must be >= 0, --rl-max-iterations >= 1")
+    from privlens.outputs import check_output_dir, check_size
+
+    check_size(size)
+    check_output_dir(out, [folder for folder in (data, attacker_data) if folder is not None])
     try:
         if data is None:
-            faces, skipped = embedded_faces(size), []
+            faces, skipped_files = embedded_faces(size), []
         else:
-            faces, skipped = load_face_folder(data, size)
+            faces, skipped_files = load_face_folder(data, size)
         own = None
         if attacker_data is not None:
             own, own_skipped = load_face_folder(attacker_data, size)
-            skipped += own_skipped
+            skipped_files += own_skipped
         elif data is not None:
             own = embedded_faces(size)
     except ImageFileError as error:
         fail(str(error))
-    for path, reason in skipped:
-        err_console.print(f"[yellow]skipped[/] {path}: {reason}")
+    for path, reason in skipped_files:
+        skipped(path, reason)
     settings = AttackSettings(
         rl_max_iterations=rl_max_iterations,
         inversion=InversionTraining(steps=inversion_steps, width=inversion_width, batch_size=16)
@@ -80,18 +84,19 @@ def attack(
         blind=blind,
     )
     try:
-        report = run_attack_job(
-            lenses,
-            out,
-            faces,
-            evaluation_count,
-            settings,
-            OriginalBoxIdentity() if identity else None,
-            progress=lambda message: err_console.print(f"[dim]{message}[/]"),
-            attacker=own,
-        )
+        with StepProgress("attacking") as step:
+            report = run_attack_job(
+                lenses,
+                out,
+                faces,
+                evaluation_count,
+                settings,
+                OriginalBoxIdentity() if identity else None,
+                progress=step,
+                attacker=own,
+            )
     except (ValueError, LensFileError) as error:
         fail(str(error))
-    console.print(to_markdown(report.rows))
+    say(to_markdown(report.rows))
     for path in report.tables + report.figures:
-        console.print(f"wrote {path}")
+        say(f"wrote {path}")
