@@ -212,7 +212,7 @@ def plot_sweep(points: list[SweepPoint], path: Path, clean_nme: float | None = N
     axis.legend(loc="best", fontsize=7)
     n = points[0].faces if points else 0
     axis.set_xlabel("landmark NME of U on the noisy captures, % (lower: geometry kept)")
-    axis.set_ylabel(f"rank-1 identification after the strongest attack (N={n}; lower: private)")
+    axis.set_ylabel(f"rank-1 after the strongest attack, N={n} (lower: private)")
     axis.set_title("privacy–utility trade-off (95 % bootstrap intervals)")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
