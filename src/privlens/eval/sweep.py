@@ -141,10 +141,12 @@ def run_sweep(
     precomputed: dict[str, dict[str, dict]] | None = None,
 ) -> list[SweepPoint]:
     """Evaluate every lens; write ``sweep.{md,csv,json}``, ``sweep_attacks.{md,csv,json}`` (every
-    attack of every lens) and ``sweep.png`` to ``out``. ``clean_net``: U for clean faces, whose NME
-    on the clean evaluated faces is reported as the utility reference. ``precomputed``: attack scores
-per lens from an earlier :func:`privlens.attacks.suite.attack_lens` run (those lenses are not
-attacked again)."""
+    attack of every lens) and ``sweep.png`` to ``out``.
+
+    ``clean_net``: U for clean faces, whose NME on the clean evaluated faces is reported as the
+    utility reference. ``precomputed``: attack scores per lens from an earlier
+    :func:`privlens.attacks.suite.attack_lens` run (those lenses are not attacked again).
+    """
     say = progress or (lambda message: None)
     settings = settings or sweep_settings()
     identity = OriginalBoxIdentity()
