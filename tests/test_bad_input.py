@@ -284,7 +284,7 @@ def test_missing_input(command, files, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["corrupt", "bomb"])
-@pytest.mark.parametrize("command", ["capture", "data prepare"])
+@pytest.mark.parametrize("command", ["capture", "data prepare", "anonymize"])
 def test_unreadable_single_image(command, case, files, tmp_path):
     build = WRITERS[command][0]
     out = tmp_path / "out"
@@ -332,6 +332,16 @@ def test_non_finite_values_are_refused_naming_the_key(files, tmp_path):
     for option in ("--defocus-um", "--noise-sigma", "--prototype-scale-um"):
         result = run("capture", files["faces"], "--out", tmp_path / "c", "--lens", "defocus", option, "nan")
         assert_one_error_line(result, option)
+
+
+def test_anonymize_with_an_identifiable_lens_needs_the_flag(files, tmp_path):
+    args = _anonymize(files, files["face"], tmp_path / "out")
+    args[args.index("--lens") + 1] = "open"
+    refused = run(*args)
+    assert_one_error_line(refused, "--allow-identifiable")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))
+    allowed = run(*args, "--allow-identifiable")
+    assert "privacy" in allowed.output and "Traceback" not in allowed.output
 
 
 def test_markup_in_paths_is_printed_verbatim(files, tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from privlens.commands.common import console, err_console, fail
+from privlens.commands.common import console, err_console, fail, skipped, warn
 
 
 def anonymize(
@@ -56,6 +56,9 @@ def anonymize(
     ),
     device: str = typer.Option("cpu", "--device", help="torch device (cpu, cuda, cuda:1, ...)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    allow_identifiable: bool = typer.Option(
+        False, "--allow-identifiable", help="Run a lens whose captures keep faces recognisable (open)."
+    ),
 ) -> None:
     """Replace every face: detect, align, camera -> U -> new face (GAN or warp), blend back.
 
@@ -78,6 +81,7 @@ def anonymize(
         fail(f"--webcam writes a video: --out must end in .mp4 or .avi, got {out.name!r}")
     try:
         models = resolve_models(run, lens, heatmap, generator)
+        _check_privacy(models.lens, allow_identifiable)  # privlens.outputs: `open` needs the flag
         job = AnonymizeJob(
             models,
             reference,
@@ -102,8 +106,10 @@ def anonymize(
         report = job.run(source, out, progress=progress, overwrite=overwrite)
     except (AnonymizeError, ValueError) as error:
         fail(str(error))
+    if source.is_file() and not report.done and report.skipped:  # the one input given is unreadable
+        fail(report.skipped[0][1])
     for path, reason in report.skipped:
-        err_console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
+        skipped(path, reason)
     for notice in report.notices:
         err_console.print(f"[yellow]notice[/] {notice}", highlight=False)
     console.print(
@@ -115,6 +121,18 @@ def anonymize(
         console.print(f"manifest: {report.manifest}", highlight=False)
     if not report.done:
         raise typer.Exit(code=1)
+
+
+def _check_privacy(lens: str, allowed: bool) -> None:
+    """Refuse (unless ``allowed``) and warn about a lens whose captures keep faces recognisable."""
+    from privlens.optics.presets import make_camera
+    from privlens.outputs import identifiable_warning, require_allow_identifiable
+
+    camera = make_camera(lens, 32)  # only to read its coefficients and sensor
+    require_allow_identifiable(lens, allowed, camera)
+    warning = identifiable_warning(lens, camera)
+    if warning:
+        warn(warning)
 
 
 def _webcam(job, index: int, out: Path | None, show: bool) -> None:

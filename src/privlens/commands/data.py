@@ -43,6 +43,9 @@ def prepare(
     if max_faces is not None and max_faces < 1:
         fail(f"--max-faces must be at least 1, got {max_faces}")
     try:
+        from privlens.outputs import check_output_dir
+
+        check_output_dir(dst, [src])  # never the photos' folder, nor inside it
         report = prepare_faces(src, dst, size, detector, val_fraction, progress, min_face, max_faces)
     except (ImageFileError, ValueError) as error:
         fail(str(error))

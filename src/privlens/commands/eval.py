@@ -72,6 +72,10 @@ def pairs(
         progress=progress,
     )
     try:
+        if out is not None:  # checked before the (long) evaluation, not after it
+            from privlens.outputs import check_output_file
+
+            check_output_file(out, overwrite=True, inputs=[originals, deidentified])
         report = evaluate_pairs(originals, deidentified, options)
     except (ImageFileError, WeightsFileError, ValueError) as error:
         fail(str(error))

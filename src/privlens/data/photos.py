@@ -42,11 +42,11 @@ class Photo:
     format: str
 
 
-def read_photo(path: str | Path) -> Photo:
+def read_photo(path: str | Path, max_side: int | None = None) -> Photo:
     """Read ``path`` at full size, upright (EXIF orientation applied), through
     :func:`privlens.data.images.open_image` (its pixel limit refuses decompression bombs);
     :class:`ImageFileError` if unreadable."""
-    image = open_image(path)
+    image = open_image(path, max_side=max_side)  # max_side: shrunk on decode (integer factor)
     try:
         with Image.open(path) as handle:
             orientation = handle.getexif().get(0x0112, 1)

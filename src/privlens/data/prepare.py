@@ -159,7 +159,9 @@ def _process(
     from privlens.data.photos import read_photo
 
     try:
-        image = read_photo(path).rgb
+        # shrunk on decode to a 4096 px longer side: memory stays bounded for huge photos (a
+        # 12000 x 12000 PNG took 7.4 GB at full size) and the crops are at most `size` px anyway
+        image = read_photo(path, max_side=max(4096, 4 * size)).rgb
     except ImageFileError as error:
         return {"source": relative, "status": "skipped", "reason": f"unreadable: {error}"}
     faces = detect_faces(image, detector, min_face=min_face)
