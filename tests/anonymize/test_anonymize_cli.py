@@ -299,7 +299,8 @@ def test_user_errors_exit_2_and_write_nothing(models, references, photos, tmp_pa
         assert expected in text(result), (expected, result.output)
     assert not out.exists()
     only_broken = invoke(photos / "broken.png", *warp_args(models, references, out))
-    assert only_broken.exit_code == 1 and "not a readable image" in text(only_broken)
+    # the one input given is unreadable: a user error, exit 2 (a folder with nothing usable: 1)
+    assert only_broken.exit_code == 2 and "not a readable image" in text(only_broken)
     assert not (out / "anonymize.json").exists()
 
 
