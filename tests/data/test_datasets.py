@@ -111,3 +111,41 @@ def test_video_frames(tmp_path):
         VideoFrames(tmp_path / "broken.avi")
     with pytest.raises(ImageFileError, match="not found"):
         VideoFrames(tmp_path / "missing.mp4")
+
+
+def test_large_images_are_shrunk_before_they_become_float(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from privlens.data import images
+
+    big = (np.random.default_rng(0).random((1200, 1600, 3)) * 255).astype(np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    Image.fromarray(big).save(tmp_path / "big.jpg", quality=95)
+    converted = []
+    real = images.array_to_tensor
+    monkeypatch.setattr(images, "array_to_tensor", lambda a: converted.append(a.shape) or real(a))
+    small = images.load_image(tmp_path / "big.png", 32)
+    direct = square_resize(real(big), 32)
+    assert small.shape == (3, 32, 32) and (small - direct).abs().mean() < 0.01
+    assert converted[-1][0] <= 2 * 32 * 2  # reduced (here by 18) before the float conversion
+    assert images.open_image(tmp_path / "big.jpg", 32).size[0] <= 1600 // 8 * 2  # JPEG DCT scaling
+    assert images.load_image(tmp_path / "big.png", max_side=400).shape == (3, 300, 400)
+
+
+def test_pixel_limit_exif_and_tiny_images(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from privlens.data.images import load_image
+
+    Image.new("RGB", (300, 200)).save(tmp_path / "wide.png")
+    monkeypatch.setenv("PRIVLENS_MAX_PIXELS", "50000")
+    with pytest.raises(ImageFileError, match="megapixels, above the limit"):
+        load_image(tmp_path / "wide.png")
+    monkeypatch.delenv("PRIVLENS_MAX_PIXELS")
+    picture = Image.new("RGB", (300, 200))
+    exif = picture.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    picture.save(tmp_path / "rotated.jpg", exif=exif)
+    assert load_image(tmp_path / "rotated.jpg").shape == (3, 300, 200)
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(tmp_path / "one.png")
+    assert load_image(tmp_path / "one.png", 16).shape == (3, 16, 16)
