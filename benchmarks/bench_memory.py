@@ -195,7 +195,7 @@ def main() -> None:
     megabytes = inputs["big"].stat().st_size / 1e6
     print(f"input: {inputs['big']} ({options.side} x {options.side}, {megabytes:.1f} MB)")
     rows = {"baseline (import only)": measure([], options.timeout)}
-    table = commands(inputs, workdir / "out")
+    table = commands(inputs, Path(tempfile.mkdtemp(dir=workdir, prefix="out-")))  # fresh: no resuming
     for name in options.commands or table:
         rows[name] = measure(table[name], options.timeout)
         print(name, rows[name], flush=True)
