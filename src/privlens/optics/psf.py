@@ -40,6 +40,7 @@ import torch
 
 from privlens.optics import pixel
 from privlens.optics.config import CameraConfig
+from privlens.optics.sensor import next_fast_fft_size
 from privlens.optics.zernike import zernike_on_points
 
 MICROMETRE = 1e-6
@@ -142,15 +143,10 @@ def period_size(fft_size: int, samples: int) -> int:
 
 def fast_even_size(n: int) -> int:
     """Smallest even ``m >= n`` whose prime factors are 2, 3 and 5."""
-    m = max(2, n + (n % 2))
-    while True:
-        rest = m
-        for prime in (2, 3, 5):
-            while rest % prime == 0:
-                rest //= prime
-        if rest == 1:
-            return m
-        m += 2
+    m = next_fast_fft_size(max(2, n))
+    while m % 2:
+        m = next_fast_fft_size(m + 1)
+    return m
 
 
 def _aperture_coverage(coords: torch.Tensor, pitch: float, radius: float, sub: int = 8) -> torch.Tensor:
