@@ -99,8 +99,10 @@ def build_camera(
     defocus_um: float,
     prototype_scale_um: float,
     convolution: ConvolutionChoice | None = None,
-    noise_sigma: float | None = None,
+    sensor: dict | None = None,
 ):
+    """``sensor``: physical sensor settings (``sensor_noise``, ``full_scale_e``, ``read_noise_e``,
+    ``bit_depth`` of :class:`privlens.optics.CameraConfig`); ``None`` values keep the lens's."""
     import math
 
     from privlens.optics.presets import make_camera
@@ -108,16 +110,12 @@ def build_camera(
     for option, value in (
         ("--defocus-um", defocus_um),
         ("--prototype-scale-um", prototype_scale_um),
-        ("--noise-sigma", noise_sigma),
     ):
         if value is not None and not math.isfinite(value):
             fail(f"{option} must be a finite number, got {value}")
-    settings = {}
+    settings = {k: v for k, v in (sensor or {}).items() if v is not None}
     if convolution is not None:
         settings["convolution"] = convolution.value
-    if noise_sigma is not None:
-        settings["noise_sigma"] = noise_sigma
-        settings["noise_in_eval"] = noise_sigma > 0
     try:
         return make_camera(
             lens, size, defocus_um=defocus_um, prototype_scale_um=prototype_scale_um, **settings
@@ -150,7 +148,17 @@ def capture(
         DEFAULT_PROTOTYPE_SCALE_UM, help="um per published unit of the prototype coefficients."
     ),
     convolution: ConvolutionChoice = typer.Option(ConvolutionChoice.linear, help="Border model."),
-    noise_sigma: float = typer.Option(0.0, help="Gaussian read noise (image units)."),
+    sensor_noise: bool = typer.Option(
+        False, help="Store captures as the physical sensor does: shot and read noise, ADC rounding."
+    ),
+    full_scale_e: float | None = typer.Option(
+        None, help="With --sensor-noise: photo-electrons at full scale per sensor pixel (default 4000)."
+    ),
+    read_noise_e: float | None = typer.Option(
+        None, help="With --sensor-noise: read noise, e- RMS (default 2.5)."
+    ),
+    bit_depth: int | None = typer.Option(None, help="With --sensor-noise: ADC bits (default 10)."),
+    noise_sigma: float | None = typer.Option(None, hidden=True),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Capture images through a simulated privacy camera (writes captures only, never the input)."""
@@ -158,7 +166,14 @@ def capture(
     from privlens.commands.common import debug, progress, skipped
     from privlens.outputs import identifiable_warning
 
-    camera = _camera_for_output(lens, size, defocus_um, prototype_scale_um, convolution, noise_sigma)
+    if noise_sigma is not None:
+        fail(
+            "--noise-sigma (additive Gaussian noise in image units) was replaced by the physical sensor "
+            "model: use --sensor-noise [--full-scale-e E] [--read-noise-e E] [--bit-depth B]"
+        )
+    sensor = {"full_scale_e": full_scale_e, "read_noise_e": read_noise_e, "bit_depth": bit_depth}
+    sensor["sensor_noise"] = sensor_noise
+    camera = _camera_for_output(lens, size, defocus_um, prototype_scale_um, convolution, sensor)
     warning = identifiable_warning(lens, camera)
     if warning:
         warn(warning)
@@ -328,6 +343,9 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Output folder."),
     fast: bool = typer.Option(False, help="A reduced version (seconds of training; for CI)."),
     gan_run: Path | None = typer.Option(None, help="A Stage II run folder: anonymise with its generator."),
+    train_stage1: bool = typer.Option(
+        False, help="Train a tiny Stage I (U and lens) here instead of using the shipped models."
+    ),
 ) -> None:
     """The whole pipeline on embedded data: Stage I, captures, attacks, anonymisation, evaluation, report."""
     from privlens.commands.common import StepProgress
@@ -335,7 +353,7 @@ def demo(
     from privlens.report.tables import to_markdown
 
     with StepProgress("demo", total=None) as step:
-        result = run_demo(out, fast, gan_run, progress=step)
+        result = run_demo(out, fast, gan_run, progress=step, train_stage1=train_stage1)
     table = Table(title="captures of the astronaut (PSNR against the scene)")
     table.add_column("lens")
     table.add_column("PSNR (dB)", justify="right")

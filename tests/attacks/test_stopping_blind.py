@@ -1,10 +1,12 @@
 """The Richardson–Lucy stopping rule, the blind attacker's PSF estimate and the capture noise."""
 
+import math
+
 import pytest
 import torch
 
 from privlens.attacks.blind import calibration_target, capture_target, estimate_psf
-from privlens.attacks.capture import noisy_readout, sensor_captures
+from privlens.attacks.capture import CaptureNoise, sensor_captures
 from privlens.attacks.deconvolution import PlateauStop, richardson_lucy, richardson_lucy_stopping
 from privlens.eval.quality import psnr
 from privlens.optics import make_camera
@@ -36,13 +38,13 @@ def test_rl_rule_picks_the_psnr_best_iteration_beyond_the_old_cap(lfw):
     faces = torch.nn.functional.interpolate(lfw[:3], size=(32, 32), mode="area")
     camera = make_camera("defocus", 32)
     psf = camera.psf().detach()
-    captures = sensor_captures(camera, faces, read_noise=0.0, quantise=False)
+    captures = sensor_captures(camera, faces, CaptureNoise(enabled=False, bit_depth=24))
     rule = richardson_lucy_stopping(captures, faces, psf, PlateauStop(faces, 50, 2, 1000))
     assert rule.best > 200  # noise-free: PSNR keeps rising past the old cap of 200
     assert rule.best_psnr == max(rule.history.values())
     direct = float(psnr(richardson_lucy(captures, psf, rule.best), faces).mean())
     assert direct == pytest.approx(rule.history[rule.best], abs=1e-3)
-    noisy = sensor_captures(camera, faces, read_noise=0.03)
+    noisy = sensor_captures(camera, faces, CaptureNoise(full_scale_e=20.0))  # a very dark room
     early = richardson_lucy_stopping(noisy, faces, psf, PlateauStop(faces, 5, 3, 1000))
     assert early.stopped_by == "plateau" and early.best < rule.best  # noise: stop earlier
 
@@ -53,17 +55,42 @@ def test_blind_psf_from_a_calibration_target_is_close_to_the_true_one():
     target = calibration_target(64)
     exact = camera.eval().image(target[None], truth)[0]
     assert float((estimate_psf(exact, target, 1e-6) - truth).abs().sum() / 3) < 0.08
-    mean, target = capture_target(camera, frames=64, read_noise=0.01)
+    mean, target = capture_target(camera, frames=64)
     error = float((estimate_psf(mean, target, 1.0, floor=2.0) - truth).abs().sum() / 3)
     other = float((make_camera("prototype", 64).psf().detach() - truth).abs().sum() / 3)
     assert error < 0.2 < other
 
 
-def test_readout_noise_has_the_stated_level_and_is_quantised():
-    flat = torch.full((4, 3, 32, 32), 0.5)
-    out = noisy_readout(flat, 0.02, quantise=False, generator=torch.Generator().manual_seed(0))
-    assert float(out.std()) == pytest.approx(0.02, rel=0.05)
-    stored = noisy_readout(flat, 0.02, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(stored, torch.round(stored * 255) / 255)
-    with pytest.raises(ValueError):
-        noisy_readout(flat, -1.0)
+@pytest.mark.parametrize("lens", ["open", "lowres"])
+def test_captures_follow_the_physical_noise_model_and_are_quantised(lens):
+    # a flat grey scene: every stored pixel is (Poisson(v F) + N(0, r^2)) / F, rounded to 2^b - 1
+    # levels, with F the electrons of one capture pixel (4 x 4 sensor pixels at 64 px, the large
+    # pixels of the lowres sensor 4 x 4 more): mean v, variance v / F + (r / F)^2 + 1 / (12 L^2)
+    camera = make_camera(lens, 64, convolution="circular")  # no dark border from zero padding
+    noise = CaptureNoise(full_scale_e=40.0, read_noise_e=3.0, bit_depth=8)
+    level = 0.4
+    flat = torch.full((64, 3, 64, 64), level)
+    stored = sensor_captures(camera, flat, noise, seed=3)
+    side = 4 * (1 if lens == "open" else 4)
+    electrons = 40.0 * side**2
+    assert noise.sensor(camera).full_scale_e == pytest.approx(electrons)
+    levels = 255.0
+    expected = level / electrons + (3.0 / electrons) ** 2 + 1 / (12 * levels**2)
+    assert noise.variance(camera, level) == pytest.approx(expected)
+    values = stored if lens == "open" else stored[..., ::4, ::4]  # one value per large pixel
+    assert float(values.mean()) == pytest.approx(level, abs=4 * math.sqrt(expected / values.numel()) + 2e-4)
+    assert float(values.var()) == pytest.approx(expected, rel=0.06)
+    assert torch.equal(stored, torch.round(stored * levels) / levels)  # quantised to 8 bits
+    default = sensor_captures(camera, flat[:2])  # the camera's own model: 10 bits
+    assert torch.equal(default, torch.round(default * 1023) / 1023) and float(default.std()) > 0
+    quiet = sensor_captures(camera, flat[:2], CaptureNoise(enabled=False))
+    assert torch.equal(quiet, torch.full_like(quiet, round(level * 1023) / 1023))
+    assert torch.equal(sensor_captures(camera, flat[:2], seed=1), sensor_captures(camera, flat[:2], seed=1))
+
+
+def test_capture_noise_settings_are_checked():
+    for bad in ({"full_scale_e": 0.0}, {"read_noise_e": -1.0}, {"bit_depth": 0}, {"full_scale_e": math.nan}):
+        with pytest.raises(ValueError):
+            CaptureNoise(**bad)
+    described = CaptureNoise(bit_depth=8).describe(make_camera("open", 64))
+    assert described["bit_depth"] == 8 and described["full_scale_e_per_capture_pixel"] == 64_000

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from privlens.attacks.capture import CaptureNoise, sensor_captures
 from privlens.attacks.deconvolution import wiener_deconvolve
 from privlens.attacks.identity import OriginalBoxIdentity
 from privlens.attacks.inversion import InversionTraining, InversionUNet, invert, train_inversion
@@ -14,7 +15,6 @@ from privlens.attacks.suite import (
     check_disjoint,
     choose_rl,
     choose_wiener,
-    make_captures,
     split_attacker,
     strongest,
 )
@@ -90,7 +90,7 @@ def test_identity_distance_separates_people(faces):
 def test_attacker_choices_are_the_psnr_best_on_their_own_faces(faces):
     camera = make_camera("defocus", 64)
     attacker = faces[40:60]
-    captures = make_captures(camera, attacker, quantise=True)
+    captures = sensor_captures(camera, attacker)
     psf = camera.psf().detach()
     lambdas = (1e-6, 1e-4, 1e-2, 1.0)
     choice = choose_wiener(captures, attacker, psf, lambdas)
@@ -107,16 +107,16 @@ def test_attacker_choices_are_the_psnr_best_on_their_own_faces(faces):
 def test_learned_inversion_improves_over_the_raw_capture(faces):
     camera = make_camera("defocus", 64)
     attacker, evaluation = faces[20:], faces[:20]
-    settings = InversionTraining(steps=60, width=8, batch_size=8, read_noise=0.01)
+    settings = InversionTraining(steps=60, width=8, batch_size=8)
     model = train_inversion(camera, attacker, settings)
-    captures = make_captures(camera, evaluation, quantise=True)
+    captures = sensor_captures(camera, evaluation)
     recovered = invert(model, captures)
     assert float(psnr(recovered, evaluation).mean()) > float(psnr(captures, evaluation).mean()) + 1.0
 
 
 def test_lowres_attacks_are_bicubic_and_inversion(faces):
     attacker, evaluation = split_faces(faces[:24], 4)
-    settings = AttackSettings(inversion=None, read_noise=0.0)
+    settings = AttackSettings(inversion=None, noise=CaptureNoise(enabled=False))
     result = attack_lens("lowres", make_camera("lowres", 64), attacker, evaluation, settings)
     assert set(result.recovered) == {"none", "bicubic"}
     assert result.scores["bicubic"]["psnr"] > result.scores["none"]["psnr"]
@@ -135,3 +135,10 @@ def test_unet_rejects_bad_sizes():
 def test_split_needs_faces_on_both_sides(faces):
     with pytest.raises(ValueError, match="attacker"):
         split_faces(faces[:5], 5)
+
+
+def test_a_chosen_subset_of_attacks_runs(faces):
+    attacker, evaluation = split_faces(faces[:22], 6)
+    settings = AttackSettings(attacks=("richardson-lucy",), rl_max_iterations=10, inversion=None)
+    result = attack_lens("defocus", make_camera("defocus", 64), attacker, evaluation, settings)
+    assert set(result.scores) == {"none", "richardson-lucy"}

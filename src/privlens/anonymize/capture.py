@@ -59,6 +59,8 @@ def capture_files(
             return
         images = torch.stack([image for _, image in batch]).to(psf.device)
         captures = camera.image(images, psf)
+        if camera.config.sensor_noise:  # the physical sensor model (`privlens capture --sensor-noise`)
+            captures = camera.readout(captures)
         for (path, _), capture in zip(batch, captures, strict=True):
             report.written.append(save_image(capture, plan[path]))
         batch.clear()

@@ -3,8 +3,9 @@
 Whoever holds the camera (or one of the same model) can photograph a printed calibration target.
 The target is coloured white noise in the centre of the frame with a black margin of a quarter
 side, so the blurred pattern stays inside the frame for PSFs up to that radius and the capture is
-exactly the circular convolution of target and PSF. The attacker averages ``frames`` noisy 8-bit
-captures and divides spectra with Tikhonov regularisation ``eps``:
+exactly the circular convolution of target and PSF. The attacker averages ``frames`` stored
+captures (the sensor's shot and read noise, ADC rounding) and divides spectra with Tikhonov
+regularisation ``eps``:
 
     K = Y conj(T) / (|T|^2 + eps),
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from privlens.attacks.capture import sensor_captures
+from privlens.attacks.capture import DEFAULT_NOISE, CaptureNoise, sensor_captures
 from privlens.optics.camera import Camera
 
 
@@ -54,11 +55,11 @@ def estimate_psf(capture: torch.Tensor, target: torch.Tensor, eps: float, floor:
 
 
 def capture_target(
-    camera: Camera, frames: int = 64, read_noise: float = 0.01, seed: int = 0
+    camera: Camera, frames: int = 64, noise: CaptureNoise = DEFAULT_NOISE, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean capture, target)``: ``frames`` noisy 8-bit captures of the target, averaged."""
+    """``(mean capture, target)``: ``frames`` stored captures of the target (``noise``), averaged."""
     size = camera.config.image_size
     target = calibration_target(size, 3, seed)
     repeated = target[None].expand(frames, -1, -1, -1).contiguous()
-    captures = sensor_captures(camera, repeated, read_noise, True, seed=seed + 1)
+    captures = sensor_captures(camera, repeated, noise, seed=seed + 1)
     return captures.mean(dim=0), target

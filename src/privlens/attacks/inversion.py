@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from privlens.attacks.capture import noisy_readout, quantise_8bit
+from privlens.attacks.capture import DEFAULT_NOISE, CaptureNoise, stored
 from privlens.optics.camera import Camera
 
-__all__ = ["InversionTraining", "InversionUNet", "augment", "invert", "quantise_8bit", "train_inversion"]
+__all__ = ["InversionTraining", "InversionUNet", "augment", "invert", "train_inversion"]
 
 
 def _block(channels_in: int, channels_out: int) -> nn.Sequential:
@@ -73,7 +73,8 @@ class InversionTraining:
 
     Training stops at ``steps`` or earlier when the PSNR on the attacker's validation faces has
     not improved for ``patience`` checks (one every ``check_every`` steps); the best weights are
-    kept. ``read_noise``: the sensor noise of the training captures (as the evaluated ones).
+    kept. ``noise``: the sensor noise of the training captures (as the evaluated ones; the
+    camera's physical model by default, :mod:`privlens.attacks.capture`).
     """
 
     steps: int = 300
@@ -84,7 +85,7 @@ class InversionTraining:
     seed: int = 0
     check_every: int = 100
     patience: int = 5
-    read_noise: float = 0.0
+    noise: CaptureNoise = DEFAULT_NOISE
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator, shift: int = 4) -> torch.Tensor:
@@ -107,14 +108,13 @@ def train_inversion(
     camera: Camera,
     images: torch.Tensor,
     settings: InversionTraining | None = None,
-    quantise: bool = True,
     progress=None,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> InversionUNet:
     """Train an :class:`InversionUNet` on captures of ``images`` ``[N, 3, H, W]`` made by ``camera``.
 
-    Fresh augmented captures every step (see :func:`augment`), with ``settings.read_noise`` and
-    8-bit quantisation when ``quantise`` (what a stolen PNG holds). ``validation``: the
+    Fresh augmented captures every step (see :func:`augment`), stored as the sensor stores them
+    with ``settings.noise`` (shot and read noise, ADC rounding). ``validation``: the
     attacker's held-out ``(captures, originals)`` for early stopping and picking the best weights.
     ``progress(step, loss)`` is called every step when given.
     """
@@ -137,7 +137,7 @@ def train_inversion(
         index = torch.randint(0, images.shape[0], (settings.batch_size,), generator=generator)
         batch = augment(images[index.to(device)], generator)
         with torch.no_grad():
-            captures = noisy_readout(camera.image(batch, psf), settings.read_noise, quantise, generator)
+            captures = stored(camera, camera.image(batch, psf), settings.noise, generator)
         loss = F.l1_loss(model(captures), batch)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

@@ -147,12 +147,13 @@ def run_attack_job(
         evaluation = faces[:evaluation_count]
     size = faces.shape[-1]
     rows, figures = [], []
-    choices = {}
+    choices, noise = {}, {}
     if not isinstance(lenses, dict):
         lenses = {(lens if lens in DEFAULT_LENSES else Path(lens).stem): lens for lens in lenses}
     for name, lens in lenses.items():
         camera = make_camera(lens, size)
         result = attack_lens(name, camera, attacker, evaluation, settings, identity, progress)
+        noise[name] = settings.noise.describe(camera)
         rows.extend(result_rows(result))
         choices[name] = {
             k: {
@@ -169,8 +170,7 @@ def run_attack_job(
             "attacker_faces": int(attacker.shape[0]),
             "evaluation_faces": int(evaluation.shape[0]),
             "image_size": int(size),
-            "quantised_8bit": settings.quantise,
-            "read_noise": settings.read_noise,
+            "sensor_noise": noise,
             "attacker_validation_fraction": settings.validation_fraction,
             "rank1_chance": 1 / int(evaluation.shape[0]),
             "note": "faces = evaluated faces with a dlib face in the original (N of every figure); "

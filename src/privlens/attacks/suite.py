@@ -2,7 +2,8 @@
 
 Protocol. The attacker owns their own faces, disjoint from the evaluated ones (checked, see
 :func:`check_disjoint`), and a copy of the camera. They split their faces into a tuning part and
-a validation part (seeded), make noisy 8-bit captures (:mod:`privlens.attacks.capture`) and tune
+a validation part (seeded), make captures as the physical sensor stores them (shot and read
+noise, ADC rounding: :mod:`privlens.attacks.capture`, the model Stage I trains with) and tune
 every attack on them: the Wiener regularisation by PSNR, Richardson–Lucy's iteration count by a
 plateau rule on the validation PSNR (:class:`PlateauStop`, not a fixed low cap), the blind
 attacker's PSF from captures of a calibration target (:mod:`privlens.attacks.blind`), the learned
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from privlens.attacks.blind import capture_target, estimate_psf
-from privlens.attacks.capture import DEFAULT_READ_NOISE, sensor_captures
+from privlens.attacks.capture import DEFAULT_NOISE, CaptureNoise, sensor_captures
 from privlens.attacks.deconvolution import (
     PlateauStop,
     _crop,
@@ -36,8 +37,8 @@ from privlens.attacks.deconvolution import (
     richardson_lucy_stopping,
     wiener_deconvolve,
 )
-from privlens.attacks.inversion import InversionTraining, invert, quantise_8bit, train_inversion
-from privlens.attacks.wiener_bound import QUANTISATION_VARIANCE, cross_spectrum, otf, wiener_restore
+from privlens.attacks.inversion import InversionTraining, invert, train_inversion
+from privlens.attacks.wiener_bound import cross_spectrum, otf, wiener_restore
 from privlens.eval.quality import psnr
 from privlens.eval.recognition import recognition_figures
 from privlens.eval.restoration import ssim
@@ -61,9 +62,12 @@ def _default_inversion() -> InversionTraining:
 
 @dataclass
 class AttackSettings:
-    """What the attacker tries (defaults: the strong suite at the default read noise).
+    """What the attacker tries (defaults: the strong suite at the camera's physical sensor noise).
 
     ``rl_iterations`` is kept for older callers: when given, its largest value caps RL.
+    ``noise``: the sensor noise of every capture (:class:`privlens.attacks.capture.CaptureNoise`;
+    captures are always rounded to its bit depth). ``attacks``: when given, only these attacks
+    run (names of the module docstring; ``none`` always), e.g. a quick screen of many lenses.
     """
 
     wiener_lambdas: tuple[float, ...] = WIENER_LAMBDAS
@@ -72,8 +76,7 @@ class AttackSettings:
     rl_check_every: int = 10
     rl_patience: int = 5
     inversion: InversionTraining | None = field(default_factory=_default_inversion)
-    quantise: bool = True
-    read_noise: float = DEFAULT_READ_NOISE
+    noise: CaptureNoise = DEFAULT_NOISE
     mmse: bool = True
     blind: bool = True
     blind_frames: int = 64
@@ -82,10 +85,15 @@ class AttackSettings:
     mmse_noise_scales: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)
     validation_fraction: float = 0.25
     seed: int = 0
+    attacks: tuple[str, ...] | None = None
 
     @property
     def rl_cap(self) -> int:
         return max(self.rl_iterations) if self.rl_iterations else self.rl_max_iterations
+
+    def runs(self, attack: str) -> bool:
+        """Whether ``attack`` is part of this suite."""
+        return self.attacks is None or attack in self.attacks
 
 
 @dataclass
@@ -139,15 +147,6 @@ def split_attacker(images: torch.Tensor, fraction: float, seed: int) -> tuple[to
         raise ValueError(f"the attacker needs at least 2 faces, got {n}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return images[order[count:]], images[order[:count]]
-
-
-def make_captures(camera: Camera, images: torch.Tensor, quantise: bool, batch_size: int = 16) -> torch.Tensor:
-    """Noise-free captures of ``images`` (eval mode), 8-bit quantised when asked."""
-    camera = camera.eval()
-    with torch.no_grad():
-        psf = camera.psf()
-        captures = torch.cat([camera.image(chunk, psf) for chunk in images.split(batch_size)])
-    return quantise_8bit(captures) if quantise else captures
 
 
 def choose_wiener(captures: torch.Tensor, originals: torch.Tensor, psf: torch.Tensor, lambdas) -> Choice:
@@ -252,7 +251,7 @@ def score(
 
 def _blind_psf(camera: Camera, own: torch.Tensor, own_originals: torch.Tensor, settings: AttackSettings):
     """The blind attacker's PSF: target captures, eps chosen by Wiener PSNR on their own faces."""
-    mean_capture, target = capture_target(camera, settings.blind_frames, settings.read_noise, settings.seed)
+    mean_capture, target = capture_target(camera, settings.blind_frames, settings.noise, settings.seed)
     table, psfs = {}, {}
     for eps in settings.blind_eps:
         psfs[eps] = estimate_psf(mean_capture, target, eps)
@@ -277,24 +276,26 @@ def attack_lens(
     say = progress or (lambda message: None)
     check_disjoint(attacker_images, evaluation_images)
     tune, own = split_attacker(attacker_images, settings.validation_fraction, settings.seed)
-    noise, q = settings.read_noise, settings.quantise
+    noise = settings.noise
     with torch.no_grad():
         psf = camera.eval().psf()
-    captures = sensor_captures(camera, evaluation_images, noise, q, seed=settings.seed + 1, psf=psf)
-    own_captures = sensor_captures(camera, own, noise, q, seed=settings.seed + 2, psf=psf)
-    tune_captures = sensor_captures(camera, tune, noise, q, seed=settings.seed + 3, psf=psf)
+    captures = sensor_captures(camera, evaluation_images, noise, seed=settings.seed + 1, psf=psf)
+    own_captures = sensor_captures(camera, own, noise, seed=settings.seed + 2, psf=psf)
+    tune_captures = sensor_captures(camera, tune, noise, seed=settings.seed + 3, psf=psf)
     attacks: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"none": lambda y: y}
     choices: dict[str, Choice] = {}
     lowres = camera.config.lowres_size
     mode = camera.config.convolution
     if lowres is None:
-        say(f"{name}: choosing the Wiener regularisation")
-        choices["wiener"] = choose_wiener(tune_captures, tune, psf, settings.wiener_lambdas)
-        lam = choices["wiener"].value
-        attacks["wiener"] = lambda y, lam=lam: wiener_deconvolve(y, psf, lam)
-        if settings.mmse:
+        if settings.runs("wiener"):
+            say(f"{name}: choosing the Wiener regularisation")
+            choices["wiener"] = choose_wiener(tune_captures, tune, psf, settings.wiener_lambdas)
+            lam = choices["wiener"].value
+            attacks["wiener"] = lambda y, lam=lam: wiener_deconvolve(y, psf, lam)
+        if settings.mmse and settings.runs("wiener-mmse"):
             say(f"{name}: the best linear attacker (faces' cross-spectrum, noise level tuned)")
-            variance = max(noise**2 + (QUANTISATION_VARIANCE if q else 0.0), 1e-8)
+            # shot noise at the attacker's own mean capture level, read noise and rounding
+            variance = max(noise.variance(camera, float(tune_captures.mean())), 1e-10)
             table, recoverers = {}, {}
             for scale in settings.mmse_noise_scales:
                 recoverers[scale] = mmse_attack(tune, psf, variance * scale)
@@ -302,11 +303,12 @@ def attack_lens(
             best_scale = max(table, key=table.get)
             choices["wiener-mmse"] = Choice(best_scale, table, "noise-variance scale (model mismatch)")
             attacks["wiener-mmse"] = recoverers[best_scale]
-        say(f"{name}: Richardson–Lucy until the attacker's validation PSNR stops rising")
-        choices["richardson-lucy"] = choose_rl_by_rule(own_captures, own, psf, settings, mode)
-        steps = int(choices["richardson-lucy"].value)
-        attacks["richardson-lucy"] = lambda y, n=steps: richardson_lucy(y, psf, n, mode=mode)
-        if settings.blind:
+        if settings.runs("richardson-lucy"):
+            say(f"{name}: Richardson–Lucy until the attacker's validation PSNR stops rising")
+            choices["richardson-lucy"] = choose_rl_by_rule(own_captures, own, psf, settings, mode)
+            steps = int(choices["richardson-lucy"].value)
+            attacks["richardson-lucy"] = lambda y, n=steps: richardson_lucy(y, psf, n, mode=mode)
+        if settings.blind and (settings.runs("blind-wiener") or settings.runs("blind-rl")):
             say(f"{name}: blind attacker (PSF from a calibration target)")
             blind_psf, choices["blind-psf"] = _blind_psf(camera, tune_captures, tune, settings)
             choices["blind-wiener"] = choose_wiener(tune_captures, tune, blind_psf, settings.wiener_lambdas)
@@ -317,10 +319,10 @@ def attack_lens(
             attacks["blind-rl"] = lambda y, n=blind_steps: richardson_lucy(y, blind_psf, n, mode=mode)
     else:
         attacks["bicubic"] = lambda y: bicubic_from_large_pixels(y, lowres)
-    if settings.inversion is not None:
-        training = dataclasses.replace(settings.inversion, read_noise=noise)
+    if settings.inversion is not None and settings.runs("inversion"):
+        training = dataclasses.replace(settings.inversion, noise=noise)
         say(f"{name}: training the inversion network (up to {training.steps} steps)")
-        model = train_inversion(camera, tune, training, quantise=q, validation=(own_captures, own))
+        model = train_inversion(camera, tune, training, validation=(own_captures, own))
         choices["inversion"] = Choice(
             float(model.trained_steps),
             {float(model.trained_steps): float(model.validation_psnr)},

@@ -32,12 +32,25 @@ def attack(
     rl_max_iterations: int = typer.Option(
         3000, help="Cap of Richardson–Lucy; it stops when the attacker's validation PSNR stops rising."
     ),
-    read_noise: float = typer.Option(0.01, help="Sensor read noise, image units (0: none)."),
+    sensor_noise: bool = typer.Option(
+        True, help="Photon shot and read noise of the physical sensor model (captures are always quantised)."
+    ),
+    full_scale_e: float | None = typer.Option(
+        None, help="Photo-electrons at full scale per sensor pixel (default: the lens's, 4000)."
+    ),
+    read_noise_e: float | None = typer.Option(
+        None, help="Read noise, electrons RMS (default: the lens's, 2.5)."
+    ),
+    bit_depth: int | None = typer.Option(
+        None, help="ADC bits of the stored captures (default: the lens's, 10; 8 for an 8-bit file)."
+    ),
+    read_noise: float | None = typer.Option(None, hidden=True),
+    quantise: bool = typer.Option(True, hidden=True),
     blind: bool = typer.Option(True, help="Also run the blind attacker (PSF from a calibration target)."),
-    quantise: bool = typer.Option(True, help="Quantise captures to 8 bits, as a stolen image file."),
     identity: bool = typer.Option(True, help="Measure dlib identity distance and re-identification."),
 ) -> None:
     """Attack captures with Wiener, Richardson–Lucy, bicubic (low-res) and a learned inversion."""
+    from privlens.attacks.capture import CaptureNoise
     from privlens.attacks.identity import OriginalBoxIdentity
     from privlens.attacks.inversion import InversionTraining
     from privlens.attacks.job import DEFAULT_LENSES, embedded_faces, load_face_folder, run_attack_job
@@ -53,8 +66,22 @@ def attack(
         fail("no lens to attack: give --lens or keep --presets")
     if size % 8:
         fail(f"--size must be divisible by 8, got {size}")
-    if read_noise < 0 or rl_max_iterations < 1 or inversion_steps < 0:
-        fail("--read-noise and --inversion-steps must be >= 0, --rl-max-iterations >= 1")
+    if read_noise is not None:
+        fail(
+            "--read-noise (additive noise in image units) was replaced by the physical sensor model: "
+            "use --full-scale-e, --read-noise-e, --bit-depth or --no-sensor-noise"
+        )
+    if not quantise:
+        fail("--no-quantise is gone: captures are always quantised (to --bit-depth bits)")
+    if rl_max_iterations < 1 or inversion_steps < 0:
+        fail("--inversion-steps must be >= 0, --rl-max-iterations >= 1")
+    from privlens.optics.config import CameraConfig
+
+    try:
+        noise = CaptureNoise(sensor_noise, full_scale_e, read_noise_e, bit_depth)
+        noise.config_for(CameraConfig())
+    except ValueError as error:
+        fail(f"sensor noise: {error}")
     from privlens.outputs import check_output_dir, check_size
 
     check_size(size)
@@ -79,8 +106,7 @@ def attack(
         inversion=InversionTraining(steps=inversion_steps, width=inversion_width, batch_size=16)
         if inversion_steps
         else None,
-        quantise=quantise,
-        read_noise=read_noise,
+        noise=noise,
         blind=blind,
     )
     try:

@@ -96,11 +96,20 @@ def sweep(
     size: int = typer.Option(64, help="Image side in pixels."),
     evaluation_count: int = typer.Option(16, help="Validation faces evaluated."),
     attacker_count: int = typer.Option(32, help="Training faces the attacker tunes on."),
+    full_scale_e: float | None = typer.Option(
+        None, help="Photo-electrons at full scale per sensor pixel (default: each lens's, 4000)."
+    ),
+    read_noise_e: float | None = typer.Option(
+        None, help="Read noise, electrons RMS (default: the lens's, 2.5)."
+    ),
+    bit_depth: int | None = typer.Option(None, help="ADC bits of the captures (default: the lens's, 10)."),
 ) -> None:
     """Identity distance after the strongest attack against landmark error, one point per lens."""
     from privlens.anonymize.models import load_heatmap
     from privlens.anonymize.pipeline import AnonymizeError
-    from privlens.eval.sweep import run_sweep
+    from privlens.attacks.capture import CaptureNoise
+    from privlens.eval.sweep import run_sweep, sweep_settings
+    from privlens.optics.config import CameraConfig
     from privlens.optics.presets import make_camera
     from privlens.outputs import check_output_dir, check_size
     from privlens.report.tables import to_markdown
@@ -109,6 +118,11 @@ def sweep(
     check_size(size)
     if not data.is_dir():
         fail(f"--data {data}: not a folder")
+    try:
+        noise = CaptureNoise(True, full_scale_e, read_noise_e, bit_depth)
+        noise.config_for(CameraConfig())
+    except ValueError as error:
+        fail(f"sensor noise: {error}")
     check_output_dir(out, [data])
     cameras, nets = {}, {}
     try:
@@ -142,6 +156,8 @@ def sweep(
     images = torch.stack([item["image"] for item in items])
     truth = torch.stack([item["landmarks"] for item in items])
     with StepProgress("sweeping") as step:
-        points = run_sweep(cameras, nets, attacker_images, images, truth, out, progress=step)
+        points = run_sweep(
+            cameras, nets, attacker_images, images, truth, out, sweep_settings(noise), progress=step
+        )
     say(to_markdown([p.__dict__ for p in points]))
     say(f"wrote {out / 'sweep.png'} and {out / 'sweep.csv'}")

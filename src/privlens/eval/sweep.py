@@ -1,14 +1,15 @@
 """The privacy–utility trade-off over a family of lenses (``privlens sweep``).
 
 For each lens, on the evaluated faces (the validation split of a prepared folder, never trained
-on), with the sensor noise of :mod:`privlens.attacks.capture`:
+on), with captures as the physical sensor stores them (:mod:`privlens.attacks.capture`: shot and
+read noise of :mod:`privlens.optics.noise` at the camera's settings, ADC rounding):
 
 * privacy: the full attack suite of :mod:`privlens.attacks.suite` (each attack tuned on the
   attacker's own faces, the training split), scored by rank-1 identification against a gallery of
   the N evaluated identities (chance 1/N), TAR at FAR 1e-2 / 1e-3, the dlib identity distance and
   the share re-identified (distance < 0.6). The *strongest* attack (highest rank-1, then lowest
   distance) counts for the lens. Every figure carries its N and a bootstrap 95 % interval.
-* utility: the heatmap network's landmark error on the (noisy, 8-bit) captures: landmarks decoded
+* utility: the heatmap network's landmark error on the same (noisy, quantised) captures: landmarks decoded
   from U(y) by soft-argmax against the prepared dlib landmarks, as NME (inter-ocular, %) and in
   pixels. Lower = geometry better kept.
 
@@ -29,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from privlens.anonymize.pipeline import heatmap_landmarks  # noqa: E402
-from privlens.attacks.capture import DEFAULT_READ_NOISE, sensor_captures  # noqa: E402
+from privlens.attacks.capture import DEFAULT_NOISE, CaptureNoise, sensor_captures  # noqa: E402
 from privlens.attacks.identity import OriginalBoxIdentity  # noqa: E402
 from privlens.attacks.inversion import InversionTraining  # noqa: E402
 from privlens.attacks.suite import (  # noqa: E402
@@ -44,10 +45,11 @@ from privlens.report.tables import write_tables  # noqa: E402
 from privlens.train.metrics import landmark_nme  # noqa: E402
 
 
-def sweep_settings() -> AttackSettings:
+def sweep_settings(noise: CaptureNoise = DEFAULT_NOISE) -> AttackSettings:
     """The sweep's attack suite: every attack, a CPU-sized inversion network (early stopped)."""
     return AttackSettings(
-        inversion=InversionTraining(steps=600, batch_size=8, width=8, check_every=50, patience=4)
+        inversion=InversionTraining(steps=600, batch_size=8, width=8, check_every=50, patience=4),
+        noise=noise,
     )
 
 
@@ -95,11 +97,11 @@ def landmark_errors(
     heatmap_net: HeatmapNet,
     images: torch.Tensor,
     truth: torch.Tensor,
-    read_noise: float = DEFAULT_READ_NOISE,
+    noise: CaptureNoise = DEFAULT_NOISE,
 ) -> tuple[float, float]:
-    """Mean NME (%) and mean pixel error of U's landmarks on the noisy 8-bit captures of
-    ``images`` (``camera=None``: on the clean images themselves, U's reference error)."""
-    captures = images if camera is None else sensor_captures(camera, images, read_noise, seed=7)
+    """Mean NME (%) and mean pixel error of U's landmarks on the stored (noisy, quantised)
+    captures of ``images`` (``camera=None``: on the clean images themselves, U's reference error)."""
+    captures = images if camera is None else sensor_captures(camera, images, noise, seed=7)
     predicted = heatmap_landmarks(heatmap_net.eval()(captures), images.shape[-1])
     nme = landmark_nme(predicted, truth)
     pixels = torch.linalg.vector_norm(predicted - truth, dim=-1).mean(dim=-1)
@@ -157,7 +159,7 @@ def run_sweep(
             scores = precomputed[name]
         else:
             scores = attack_lens(name, camera, attacker, evaluation, settings, identity, say).scores
-        nme, pixels = landmark_errors(camera, heatmap_nets[name], evaluation, truth, settings.read_noise)
+        nme, pixels = landmark_errors(camera, heatmap_nets[name], evaluation, truth, settings.noise)
         points.append(_point(name, scores, nme, pixels))
     flags = pareto_front(
         [-p.rank1 + 1e-3 * p.identity_distance for p in points], [p.nme_percent for p in points]
@@ -166,7 +168,7 @@ def run_sweep(
         point.pareto = flag
     extra = {
         "same_person_threshold": SAME_PERSON_THRESHOLD,
-        "read_noise": settings.read_noise,
+        "sensor_noise": {name: settings.noise.describe(camera) for name, camera in lenses.items()},
         "attacker_faces": int(attacker.shape[0]),
         "evaluated_faces": int(evaluation.shape[0]),
     }
@@ -213,7 +215,7 @@ def plot_sweep(points: list[SweepPoint], path: Path, clean_nme: float | None = N
         axis.axvline(1.5 * clean_nme, color="C2", linestyle=":", linewidth=1, label="1.5 x clean NME")
     axis.legend(loc="best", fontsize=7)
     n = points[0].faces if points else 0
-    axis.set_xlabel("landmark NME of U on the noisy captures, % (lower: geometry kept)")
+    axis.set_xlabel("landmark NME of U on the sensor's captures, % (lower: geometry kept)")
     axis.set_ylabel(f"rank-1 after the strongest attack, N={n} (lower: private)")
     axis.set_title("privacy–utility trade-off (95 % bootstrap intervals)")
     path.parent.mkdir(parents=True, exist_ok=True)

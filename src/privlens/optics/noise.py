@@ -63,6 +63,25 @@ def sensor_noise_for(config: CameraConfig, pixel_side_px: float = 1.0) -> Sensor
     return SensorNoise(electrons_at_full_scale(config, pixel_side_px), config.read_noise_e, config.bit_depth)
 
 
+def quantisation_variance(bit_depth: int) -> float:
+    """Variance of the ADC's rounding error (uniform over one level), image units^2."""
+    return 1.0 / (12.0 * float(2**bit_depth - 1) ** 2)
+
+
+def equivalent_variance(noise: SensorNoise, mean_level: float) -> float:
+    """White-noise variance (image units^2) with the power of this sensor's noise on a scene of
+    mean value ``mean_level`` (image units): ``v / F`` (shot) ``+ (sigma_r / F)^2`` (read)
+    ``+ 1 / (12 (2^bits - 1)^2)`` (rounding), ``F`` = electrons at full scale.
+
+    The shot noise's variance is linear in the signal, so its mean over the pixels is that of the
+    mean level; this is the noise a linear (Wiener) attacker has to model.
+    """
+    if not mean_level >= 0:
+        raise ValueError(f"mean_level must be >= 0, got {mean_level!r}")
+    scale = noise.full_scale_e
+    return mean_level / scale + (noise.read_noise_e / scale) ** 2 + quantisation_variance(noise.bit_depth)
+
+
 def add_sensor_noise(
     signal: torch.Tensor,
     noise: SensorNoise,

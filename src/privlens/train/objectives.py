@@ -3,19 +3,34 @@
 ``robust``: the lens is trained against the best linear attacker. The paper's privacy term
 ``1 - ||x - y||^2`` (distortion of the capture, which a deconvolution can undo) is replaced by
 ``robust_weight * PSNR_W / 10``, where ``PSNR_W`` is the expected PSNR in dB of the Wiener
-estimator that knows the PSF, the faces' cross-spectrum (from the batch) and the noise level
-(``robust_noise``, image units, 8-bit quantisation added), in closed form
-(:func:`privlens.attacks.wiener_bound.wiener_privacy_db`). The PSF term ``alpha1 ||H - H_f||``
+estimator that knows the PSF, the faces' cross-spectrum (from the batch) and the noise, in closed
+form (:func:`privlens.attacks.wiener_bound.wiener_privacy_db`). The PSF term ``alpha1 ||H - H_f||``
 and the heatmap term are kept, so ``alpha1 = 0`` leaves only privacy against utility.
+
+Noise: ``robust_noise`` is the standard deviation (image units) of the white noise the attacker
+models, everything included. Set it to the sensor's: :func:`physical_noise_std` gives the
+physical model's (:mod:`privlens.optics.noise`: shot noise at the faces' mean level, read noise,
+ADC rounding) for a camera and image size; the shipped robust config uses it (0.0026 at 64 px,
+the default sensor and the embedded faces' mean level 0.42).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from privlens.attacks.wiener_bound import QUANTISATION_VARIANCE, wiener_privacy_db
+from privlens.attacks.wiener_bound import wiener_privacy_db
+from privlens.optics.config import CameraConfig
+from privlens.optics.noise import equivalent_variance, sensor_noise_for
 from privlens.train.losses import Stage1Loss
 from privlens.train.stage1_config import LossConfig
+
+
+def physical_noise_std(config: CameraConfig, mean_level: float) -> float:
+    """Std (image units) of white noise with the power of ``config``'s sensor noise at signal
+    level ``mean_level``: shot + read noise and rounding of one capture pixel."""
+    return math.sqrt(equivalent_variance(sensor_noise_for(config), mean_level))
 
 
 def robust_losses(losses: Stage1Loss, scene: torch.Tensor, psf: torch.Tensor, loss: LossConfig) -> Stage1Loss:
@@ -24,6 +39,6 @@ def robust_losses(losses: Stage1Loss, scene: torch.Tensor, psf: torch.Tensor, lo
     ``losses.psf`` must already be ``||H - H_f||`` (scaled as configured); the ``optics`` field
     becomes ``robust_weight * PSNR_W / 10 + alpha1 * ||H - H_f||``.
     """
-    privacy = wiener_privacy_db(scene, psf, loss.robust_noise**2 + QUANTISATION_VARIANCE)
+    privacy = wiener_privacy_db(scene, psf, max(loss.robust_noise**2, 1e-12))
     optics = loss.robust_weight * privacy / 10 + loss.alpha1 * losses.psf
     return losses._replace(total=loss.alpha2 * losses.heatmap + optics, optics=optics)

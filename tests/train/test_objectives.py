@@ -1,0 +1,46 @@
+"""The robust Stage I objective: the closed-form Wiener term at the physical sensor noise."""
+
+import pytest
+import torch
+
+from privlens.attacks.wiener_bound import wiener_privacy_db
+from privlens.optics import make_camera
+from privlens.optics.noise import SensorNoise, equivalent_variance
+from privlens.train.config import load_config
+from privlens.train.losses import Stage1Loss
+from privlens.train.objectives import physical_noise_std, robust_losses
+from privlens.train.stage1_config import Stage1Config
+
+
+def test_physical_noise_std_is_shot_read_and_rounding_of_one_capture_pixel():
+    camera = make_camera("open", 64)  # 4 x 4 sensor pixels of 4000 e- each per capture pixel
+    expected = 0.4 / 64_000 + (2.5 / 64_000) ** 2 + 1 / (12 * 1023**2)
+    assert physical_noise_std(camera.config, 0.4) ** 2 == pytest.approx(expected)
+    assert equivalent_variance(SensorNoise(100.0, 0.0, 8), 0.0) == pytest.approx(1 / (12 * 255**2))
+    with pytest.raises(ValueError):
+        equivalent_variance(SensorNoise(100.0, 0.0, 8), -0.1)
+
+
+def test_shipped_robust_config_models_the_physical_sensor():
+    config = load_config(Stage1Config, "configs/shipped/stage1_robust_64.yaml")
+    assert config.loss.objective == "robust" and config.camera.sensor_noise
+    # the embedded faces prepared at 64 px have mean level 0.42 (train split)
+    physical = physical_noise_std(make_camera("open", config.data.image_size).config, 0.42)
+    assert config.loss.robust_noise == pytest.approx(physical, rel=0.05)
+
+
+def test_robust_term_is_the_wiener_psnr_at_the_configured_noise(one_torch_thread):
+    config = load_config(Stage1Config, "configs/shipped/stage1_robust_64.yaml").loss
+    generator = torch.Generator().manual_seed(0)
+    scene = torch.rand(4, 3, 32, 32, generator=generator)
+    camera = make_camera("defocus", 32)
+    psf = camera.psf()
+    zero = torch.zeros(())
+    losses = Stage1Loss(zero, zero, zero, torch.tensor(0.5), zero, zero)
+    out = robust_losses(losses, scene, psf, config)
+    privacy = wiener_privacy_db(scene, psf, config.robust_noise**2)
+    optics, total = float(out.optics.detach()), float(out.total.detach())
+    assert optics == pytest.approx(config.robust_weight * float(privacy.detach()) / 10, rel=1e-5)
+    assert total == pytest.approx(optics + config.alpha2 * 0.5, rel=1e-5)
+    out.total.backward()
+    assert camera.coeffs_um.grad is not None and float(camera.coeffs_um.grad.abs().sum()) > 0
