@@ -38,16 +38,32 @@ def demo_dir(tmp_path_factory) -> Path:
 
 def test_demo_runs_every_step(demo_dir):
     summary = json.loads((demo_dir / "summary.json").read_text())
-    assert set(summary["psnr_db"]) == {"open", "defocus", "lowres", "prototype", "learned"}
+    lenses = {"open", "defocus", "lowres", "prototype", "learned", "robust"}
+    assert set(summary["psnr_db"]) == lenses
     assert summary["backend"] == "warp" and "generator" in summary["backend_reason"]
-    for run in ("stage1-heatmap", "stage1-optics", "stage1-lowres"):
+    for run in ("shipped-lens", "stage1-lowres"):
         assert (demo_dir / run / "heatmap_net.safetensors").is_file()
-    assert (demo_dir / "stage1-optics" / "lens.safetensors").is_file()
+    assert not (demo_dir / "stage1-optics").exists()  # the shipped lens is used, not trained
     attacks = json.loads((demo_dir / "attacks" / "attacks.json").read_text())
-    assert {row["lens"] for row in attacks["rows"]} == {"open", "defocus", "lowres", "prototype", "learned"}
+    assert {row["lens"] for row in attacks["rows"]} == lenses
     evaluation = json.loads((demo_dir / "evaluation" / "evaluation.json").read_text())
     methods = [row["method"] for row in evaluation["rows"]]
-    assert methods == ["stage1-optics", "stage1-lowres", "blur", "pixelate"]
+    assert methods == ["shipped-lens", "stage1-lowres", "blur", "pixelate"]
+
+
+def test_demo_uses_the_shipped_models_and_held_out_faces(demo_dir):
+    from privlens.models import sha256_of, shipped_provenance
+
+    shipped = demo_dir / "shipped-lens"
+    provenance = json.loads((shipped / "provenance.json").read_text())
+    assert sha256_of(shipped / "lens.safetensors") == shipped_provenance("lens")["sha256"]
+    assert sha256_of(shipped / "heatmap_net.safetensors") == provenance["heatmap"]["sha256"]
+    # the demo's faces carry the recipe's names, so its val split is the shipped models' held-out set
+    rows = (demo_dir / "data" / "landmarks.csv").read_text().splitlines()
+    assert any(line.startswith("val/lfw") and ",val,lfw" in line for line in rows)
+    attacks = json.loads((demo_dir / "attacks" / "attacks.json").read_text())
+    val = sum(",val," in line for line in rows)
+    assert attacks["protocol"]["evaluation_faces"] == min(4, val)
     assert (demo_dir / "anonymized.png").is_file()
 
 
@@ -144,7 +160,7 @@ def test_evaluate_command_on_the_demo_runs(demo_dir, tmp_path):
         [
             "evaluate",
             "--run",
-            str(demo_dir / "stage1-optics"),
+            str(demo_dir / "shipped-lens"),
             "--data",
             str(demo_dir / "data"),
             "--out",
@@ -161,7 +177,7 @@ def test_evaluate_command_on_the_demo_runs(demo_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     payload = json.loads((out / "evaluation.json").read_text())
-    assert [row["method"] for row in payload["rows"]] == ["stage1-optics"]
+    assert [row["method"] for row in payload["rows"]] == ["shipped-lens"]
     assert payload["rows"][0]["pairs"] == 4  # 2 sources x 2 references
     plan = payload["protocol"]["reference_plan"]
     assert all(len(set(refs)) == 2 for refs in plan.values())
@@ -187,9 +203,9 @@ def test_sweep_command(demo_dir, tmp_path):
             "--defocus",
             "0.1,1.0",
             "--lens",
-            str(demo_dir / "stage1-optics"),
+            str(demo_dir / "shipped-lens"),
             "--heatmap",
-            str(demo_dir / "stage1-heatmap" / "heatmap_net.safetensors"),
+            str(demo_dir / "shipped-lens" / "heatmap_net.safetensors"),
             "--evaluation-count",
             "3",
             "--attacker-count",
@@ -198,7 +214,7 @@ def test_sweep_command(demo_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "sweep.json").read_text())["rows"]
-    assert [row["lens"] for row in rows] == ["defocus 0.1 um", "defocus 1 um", "stage1-optics"]
+    assert [row["lens"] for row in rows] == ["defocus 0.1 um", "defocus 1 um", "shipped-lens"]
     assert any(row["pareto"] for row in rows)
     assert (out / "sweep.png").is_file() and (out / "sweep.csv").is_file()
     empty = CliRunner().invoke(app, ["sweep", "--data", str(demo_dir / "data"), "--out", str(out)])

@@ -1,19 +1,26 @@
 """The main job on embedded data (what ``make demo`` runs): the whole pipeline, end to end.
 
-1. the embedded LFW faces prepared with dlib landmarks (``data/``);
-2. a short Stage I on the tiny config: U pretrained on clean faces, then the lens and U together
-   (``stage1-heatmap/``, ``stage1-optics/``), and the low-resolution baseline (``stage1-lowres/``);
-3. the astronaut and a face captured through the open, defocus, low-res, prototype and learned
-   lenses (``captures/``, ``psf/``, ``comparison.png``);
-4. the attack suite on every lens (``attacks/``);
+1. the embedded faces (100 LFW faces and the astronaut) prepared with dlib landmarks (``data/``),
+   named as in the shipped models' recipe so that the held-out ``val`` split is the same faces the
+   shipped models never saw;
+2. Stage I: by default the models shipped with privlens (:mod:`privlens.models`: the learned lens
+   and the U trained with it, ``make models``) copied into ``shipped-lens/`` with their provenance;
+   with ``train_stage1`` a short Stage I on the tiny config instead (``stage1-heatmap/``,
+   ``stage1-optics/``). The low-resolution baseline is always trained here (``stage1-lowres/``,
+   from the shipped clean-face U unless ``train_stage1``);
+3. the astronaut and a face captured through the open, defocus, low-res, prototype, learned (and,
+   when shipped, robust) lenses (``captures/``, ``psf/``, ``comparison.png``);
+4. the attack suite on every lens (``attacks/``): the evaluated faces are held-out faces, the
+   attacker trains on the training split;
 5. anonymisation with the learned lens: the Stage II generator if one is given (``gan_run``),
    otherwise the training-free warp backend (``anonymized.png``);
 6. the evaluation protocol on the learned lens, the low-res camera and the software baselines
-   (``evaluation/``);
+   (``evaluation/``, held-out faces);
 7. ``report.html``, one self-contained page.
 
-Models trained for minutes (900 Stage I steps) on about 80 tiny faces show the mechanics, not the
-paper's quality; ``summary.json`` and the report give the measured seconds of every step.
+Models trained for minutes on about 80 tiny faces show the mechanics, not the paper's quality;
+``summary.json`` and the report give the measured seconds of every step and the shipped models'
+provenance (steps, seconds, machine, commit).
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ class DemoScale:
 
 FULL = DemoScale(600, 200, 100, 12, 120, (1, 5, 20, 50), 8, 3, 100)
 FAST = DemoScale(4, 3, 2, 4, 5, (1, 3), 3, 2, 40)
+SHIPPED_RUN = "shipped-lens"
+"""The demo's folder holding the shipped lens and U laid out as a Stage I run folder."""
 
 
 @dataclass
@@ -84,18 +93,85 @@ def _stage1(mode: str, data: Path, out: Path, steps: int, *overrides: str):
     return run_stage1(mode, config, out, resume=True)
 
 
+@dataclass(frozen=True)
+class ShippedStage1:
+    """The shipped lens and U as a run folder (``run_dir``) and what the report shows of them."""
+
+    run_dir: Path
+    summary: dict
+
+
+def shipped_stage1(out: Path) -> ShippedStage1:
+    """Copy the shipped lens and the U trained with it into ``out/shipped-lens`` (the layout of a
+    ``privlens train optics`` run folder), with both provenance records in ``provenance.json``.
+
+    Raises :class:`privlens.models.ModelFileError` when this installation lacks them."""
+    from privlens.files import atomic_copy
+    from privlens.models import shipped_path, shipped_provenance
+
+    run = out / SHIPPED_RUN
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_copy(shipped_path("lens"), run / "lens.safetensors")
+    atomic_copy(shipped_path("heatmap"), run / "heatmap_net.safetensors")
+    lens, heatmap = shipped_provenance("lens"), shipped_provenance("heatmap")
+    provenance = {"lens": lens, "heatmap": heatmap}
+    atomic_write_text(run / "provenance.json", json.dumps(provenance, indent=2))
+    metrics = heatmap.get("metrics") or {}
+    summary = {
+        "mode": "shipped",
+        "steps": heatmap.get("steps"),
+        "seconds": heatmap.get("seconds"),
+        "machine": heatmap.get("machine"),
+        "git_commit": heatmap.get("git_commit"),
+        "heldout_faces": metrics.get("heldout_faces"),
+        "val_end": {"nme": metrics.get("nme_u_lens")},
+    }
+    atomic_write_text(run / "summary.json", json.dumps(summary, indent=2))
+    return ShippedStage1(run, summary)
+
+
+def shipped_robust_lens() -> str | None:
+    """The shipped robust lens's file, or ``None`` when this installation has none."""
+    from privlens.models import ModelFileError, shipped_path
+
+    try:
+        return str(shipped_path("lens-robust"))
+    except ModelFileError:
+        return None
+
+
 def prepare_demo_faces(out: Path, count: int) -> Path:
-    """The embedded LFW faces as a prepared folder (64 px, dlib landmarks, 20 % validation)."""
+    """The embedded faces as a prepared folder (64 px, dlib landmarks, 20 % validation).
+
+    Files are named as in the shipped models' recipe (``lfw000.png`` ..., ``astronaut.png``) so the
+    stable-hash ``val`` split holds the faces those models never trained on."""
     from privlens.data.prepare import prepare_faces
 
     source = out / "lfw-source"
     for i, face in enumerate(lfw_faces()[:count]):
-        path = source / f"{i:03d}.png"
+        path = source / f"lfw{i:03d}.png"
         if not path.exists():
             save_image(face, path)
+    if not (source / "astronaut.png").exists():
+        save_image(astronaut(None), source / "astronaut.png")
     prepared = out / "data"
     prepare_faces(source, prepared, size=DEMO_SIZE, val_fraction=0.2, progress=False)
     return prepared
+
+
+def held_out_first(data: Path, count: int) -> tuple[torch.Tensor, int]:
+    """The prepared faces for the attack suite, ``[evaluated; attacker's]``, and how many are
+    evaluated: up to ``count`` held-out (``val``) faces, then every training face for the attacker
+    (:func:`privlens.attacks.job.split_faces` keeps the first ones for evaluation)."""
+    from privlens.train.data import LandmarkFaces
+
+    def images(split: str) -> torch.Tensor:
+        faces = LandmarkFaces(data, split, DEMO_SIZE)
+        return torch.stack([faces[i]["image"] for i in range(len(faces))])
+
+    held_out, train = images("val"), images("train")
+    evaluated = min(count, held_out.shape[0])
+    return torch.cat([held_out[:evaluated], train]), evaluated
 
 
 @torch.no_grad()
@@ -155,8 +231,11 @@ def run_demo(
     fast: bool = False,
     gan_run: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    train_stage1: bool = False,
 ) -> DemoResult:
-    """Run steps 1-7 of the module docstring into ``out_dir`` (re-running resumes the training)."""
+    """Run steps 1-7 of the module docstring into ``out_dir`` (re-running resumes the training).
+
+    ``train_stage1``: train a tiny Stage I here instead of using the shipped lens and U."""
     from privlens.eval.job import run_evaluation
     from privlens.eval.pairs import EvalOptions
     from privlens.outputs import check_output_dir
@@ -173,20 +252,36 @@ def run_demo(
         seconds[name] = round(time.perf_counter() - clock, 1)
         clock = time.perf_counter()
 
-    say("preparing the embedded LFW faces (dlib landmarks)")
+    say("preparing the embedded faces (dlib landmarks)")
     data = prepare_demo_faces(out, scale.faces)
     lap("prepare faces")
-    say(f"Stage I: pretraining U on clean faces ({scale.heatmap_steps} steps)")
-    heatmap = _stage1("heatmap", data, out / "stage1-heatmap", scale.heatmap_steps)
-    pretrained = f"net.pretrained={heatmap.run_dir / 'heatmap_net.safetensors'}"
-    say(f"Stage I: learning the lens with U ({scale.optics_steps} steps)")
-    optics = _stage1("optics", data, out / "stage1-optics", scale.optics_steps, pretrained)
+    stage1: dict[str, dict] = {}
+    if train_stage1:
+        say(f"Stage I: pretraining U on clean faces ({scale.heatmap_steps} steps)")
+        heatmap = _stage1("heatmap", data, out / "stage1-heatmap", scale.heatmap_steps)
+        clean_u = heatmap.run_dir / "heatmap_net.safetensors"
+        say(f"Stage I: learning the lens with U ({scale.optics_steps} steps)")
+        optics = _stage1(
+            "optics", data, out / "stage1-optics", scale.optics_steps, f"net.pretrained={clean_u}"
+        )
+        learned_run = optics.run_dir
+        stage1 |= {"heatmap": heatmap.summary, "optics": optics.summary}
+    else:
+        from privlens.models import shipped_path
+
+        say("Stage I: the shipped lens and U (privlens.models, trained by `make models`)")
+        shipped = shipped_stage1(out)
+        learned_run, clean_u = shipped.run_dir, shipped_path("heatmap-clean")
+        stage1["shipped"] = shipped.summary
     say(f"Stage I: the low-resolution baseline ({scale.lowres_steps} steps)")
-    lowres = _stage1("lowres", data, out / "stage1-lowres", scale.lowres_steps, pretrained)
+    lowres = _stage1("lowres", data, out / "stage1-lowres", scale.lowres_steps, f"net.pretrained={clean_u}")
+    stage1["lowres"] = lowres.summary
     lap("stage I")
 
-    learned = str(optics.run_dir / "lens.safetensors")
-    lenses = {name: name for name in LENS_PRESETS} | {"learned": learned}
+    lenses = {name: name for name in LENS_PRESETS} | {"learned": str(learned_run / "lens.safetensors")}
+    robust = None if train_stage1 else shipped_robust_lens()
+    if robust is not None:
+        lenses["robust"] = robust
     say("capturing through every lens")
     faces = lfw_faces()[:1]
     face = torch.nn.functional.interpolate(faces, size=(DEMO_SIZE, DEMO_SIZE), mode="area")[0].clamp(0, 1)
@@ -194,18 +289,16 @@ def run_demo(
     lap("captures")
 
     say("attacking every lens")
-    from privlens.attacks.job import embedded_faces
-
     settings = AttackSettings(
         rl_iterations=scale.rl_iterations,
         inversion=InversionTraining(steps=scale.inversion_steps, width=8, depth=3),
     )
-    attack_faces = embedded_faces(DEMO_SIZE)[: scale.faces]
+    attack_faces, evaluated = held_out_first(data, scale.attack_faces)
     attacks = run_attack_job(
         lenses,
         out / "attacks",
         attack_faces,
-        scale.attack_faces,
+        evaluated,
         settings,
         OriginalBoxIdentity(),
         say,
@@ -219,7 +312,7 @@ def run_demo(
             Path(gan_run),
         )
     else:
-        backend, run_for_faces = "warp", optics.run_dir
+        backend, run_for_faces = "warp", learned_run
         reason = (
             "no trained Stage II generator was given (privlens demo --gan-run DIR); a generator trained "
             "for a few CPU minutes on 80 faces paints noise, so the demo uses the training-free warp backend"
@@ -229,7 +322,7 @@ def run_demo(
     lap("anonymise")
 
     say("evaluation protocol")
-    runs = [run_for_faces, lowres.run_dir] if backend == "gan" else [optics.run_dir, lowres.run_dir]
+    runs = [run_for_faces, lowres.run_dir]
     evaluation = run_evaluation(
         runs,
         data,
@@ -252,7 +345,7 @@ def run_demo(
         "backend_reason": reason,
         "seconds": seconds,
         "scale": scale.__dict__ | {"rl_iterations": list(scale.rl_iterations)},
-        "stage1": {"heatmap": heatmap.summary, "optics": optics.summary, "lowres": lowres.summary},
+        "stage1": stage1,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
     report = write_demo_report(out, anonymized)

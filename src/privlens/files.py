@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,13 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write UTF-8 text atomically."""
     with atomic_path(path) as temporary:
         Path(temporary).write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def atomic_copy(source: str | Path, path: str | Path) -> Path:
+    """Copy the file ``source`` to ``path`` atomically (contents only, not permissions)."""
+    with atomic_path(path) as temporary:
+        shutil.copyfile(source, temporary)
     return Path(path)
 
 
