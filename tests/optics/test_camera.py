@@ -193,3 +193,19 @@ def test_cuda_matches_cpu(small_config):
     cpu = camera(scene).image
     gpu = camera.cuda()(scene.cuda()).image.cpu()
     assert torch.allclose(cpu, gpu, atol=1e-5)
+
+
+def test_fixed_lens_psf_is_reused_until_the_coefficients_change():
+    """Inference reuses the PSF; an in-place change of the coefficients or a training step does not."""
+    camera = make_camera("prototype", 32)
+    with torch.no_grad():
+        first = camera.psf()
+        assert camera.psf() is first  # cached
+        camera.coeffs_um[3] += 0.5
+        changed = camera.psf()
+    assert changed is not first and not torch.allclose(changed, first)
+    assert torch.allclose(changed, camera._psf_of(camera.effective_coeffs_um().detach()))
+    trained = camera.psf()  # gradient recorded: recomputed, differentiable
+    assert trained.requires_grad and trained is not changed
+    trained.sum().backward()
+    assert camera.coeffs_um.grad is not None

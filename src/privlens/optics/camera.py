@@ -129,6 +129,7 @@ class Camera(nn.Module):
         self._fixed_size = required_fft_size(torch.zeros(self.config.num_terms), self.config, self._slopes)
         self._samplings: dict[int, PupilSampling] = {}
         self._spectrum_cache: tuple | None = None
+        self._psf_cache: tuple | None = None
         p = self.config.num_terms
         initial = torch.zeros(p, dtype=psf_dtype) if coeffs_um is None else coeffs_um
         initial = torch.as_tensor(initial, dtype=psf_dtype).detach().clone()
@@ -211,9 +212,27 @@ class Camera(nn.Module):
     def psf(self, coeffs_um: torch.Tensor | None = None) -> torch.Tensor:
         """PSFs ``[C, N, N]`` (N = image_size), one per wavelength, each summing to 1.
 
-        The pupil sampling follows the coefficients (see :meth:`check_sampling`).
+        The pupil sampling follows the coefficients (see :meth:`check_sampling`). The camera's own
+        PSF is computed once and reused while no gradient is recorded and the coefficients are
+        unchanged (inference with a fixed lens: captures, attacks, anonymisation); a training
+        step always recomputes it.
         """
-        coeffs = self.effective_coeffs_um() if coeffs_um is None else coeffs_um
+        if coeffs_um is None and not (torch.is_grad_enabled() and self.coeffs_um.requires_grad):
+            return self._fixed_psf()
+        return self._psf_of(self.effective_coeffs_um() if coeffs_um is None else coeffs_um)
+
+    def _fixed_psf(self) -> torch.Tensor:
+        """:meth:`psf` of the current coefficients, cached on their value, device and dtype."""
+        coeffs = self.coeffs_um.detach()
+        key = (coeffs.device, coeffs.dtype, coeffs.data_ptr(), coeffs._version)
+        cached = self._psf_cache
+        if cached is None or cached[0] != key or not torch.equal(cached[1], coeffs):
+            with torch.no_grad():
+                cached = (key, coeffs.clone(), self._psf_of(coeffs))
+            self._psf_cache = cached
+        return cached[2]
+
+    def _psf_of(self, coeffs: torch.Tensor) -> torch.Tensor:
         size = required_fft_size(coeffs, self.config, self._slopes)
         if self.config.pupil_sampling == "fixed" or size > self._size_limit():
             size = self.check_sampling(coeffs).used
