@@ -5,8 +5,9 @@
 Cases (RGB 256x256 images, PSF recomputed every call as in training, unless "cached"):
 
 * forward+backward at batch 8, p = 15 and p = 300 Zernike terms, circular and linear convolution;
-* forward only (no grad) at batch 64, p = 15, circular and linear, and linear with the PSF and
-  OTF cached (a fixed lens, as in evaluation);
+* forward only (no grad) at batch 64, p = 15, circular and linear: with the PSF recomputed every
+  call, and through ``camera(images)``, which for a fixed lens reuses its PSF and OTF (the camera's
+  own cache, as in evaluation and anonymisation);
 * the authors' released camera (``Face-DeId/Camera/Optics.py`` of carlosh93/privacy-preserving-vision,
   forward+backward at batch 8, p = 15), imported from the git-ignored ``.originals/`` folder that
   ``benchmarks/originals_harness_setup.sh`` fills; skipped with a note when it is absent.
@@ -39,21 +40,22 @@ def camera_step(camera: torch.nn.Module, images: torch.Tensor) -> Callable[[], N
 
 
 def camera_forward(camera: Camera, images: torch.Tensor) -> Callable[[], None]:
+    """Forward with the PSF computed from the coefficients every call (explicit coefficients
+    bypass the camera's fixed-lens cache)."""
+
     @torch.no_grad()
     def forward() -> None:
-        camera(images)
+        camera.image(images, camera.psf(camera.coeffs_um.detach().clone()))
 
     return forward
 
 
 def cached_forward(camera: Camera, images: torch.Tensor) -> Callable[[], None]:
-    """A fixed lens: the PSF (and in the camera, its spectrum) computed once."""
-    with torch.no_grad():
-        psf = camera.psf()
+    """A fixed lens: ``camera(images)`` reuses its PSF and its spectrum after the first call."""
 
     @torch.no_grad()
     def forward() -> None:
-        camera.image(images, psf)
+        camera(images)
 
     return forward
 
