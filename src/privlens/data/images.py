@@ -7,7 +7,9 @@ Every failure is an :class:`ImageFileError` naming the file.
 Memory is bounded by the *output* size: a file is decoded at 8 bits per channel (JPEGs at a
 reduced DCT scale) and shrunk by an integer factor before it becomes float, and files with more
 than :data:`DEFAULT_MAX_PIXELS` pixels (``$PRIVLENS_MAX_PIXELS``) are refused from their header,
-before decoding. Writes are atomic.
+before decoding. Other formats (PNG above all) of :data:`STREAM_MIN_PIXELS` pixels or more are
+shrunk *while* they are decoded, in strips, by libvips (:mod:`privlens.data.large`), so they never
+exist whole in memory; without libvips, Pillow decodes them whole first. Writes are atomic.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
 #: Images with more pixels than this are refused (per file, so a folder job skips them).
 #: Override with ``$PRIVLENS_MAX_PIXELS`` or the ``max_pixels`` argument.
 DEFAULT_MAX_PIXELS = 150_000_000
+#: Non-JPEG files of at least this many pixels that are to be shrunk are decoded by libvips in
+#: strips (Pillow would first hold them whole, 4 bytes per pixel: 64 MB at this size).
+STREAM_MIN_PIXELS = 16_000_000
 
 _PALETTE_MODES = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1")
 
@@ -108,32 +113,38 @@ def open_image(
     ``max_side`` set the factor as in :func:`_reduction_factor`. The result is RGB, RGBA, L, LA
     or I;16 (16-bit grey).
     """
+    return open_image_info(path, size, max_side, max_pixels)[0]
+
+
+def open_image_info(
+    path: str | Path,
+    size: int | None = None,
+    max_side: int | None = None,
+    max_pixels: int | None = None,
+) -> tuple[Image.Image, int, str]:
+    """:func:`open_image`, plus the file's EXIF orientation (1 when none; already applied to the
+    image) and its format (``PNG``, ``JPEG``, ...), found without decoding the file a second time."""
     path = Path(path)
-    if not path.exists():
-        raise ImageFileError(f"image not found: {path}")
-    if not path.is_file():
-        raise ImageFileError(f"not a file: {path}")
     limit = max_pixels_limit(max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as handle:
+            with _open_checked(path, limit) as handle:
                 width, height = handle.size
-                if width * height > limit:
-                    raise ImageFileError(
-                        f"{path} has {width} x {height} = {width * height / 1e6:.0f} megapixels, above "
-                        f"the limit of {limit / 1e6:.0f} (set $PRIVLENS_MAX_PIXELS to raise it)"
-                    )
-                if width < 1 or height < 1:
-                    raise ImageFileError(f"{path} is empty ({width} x {height} pixels)")
                 factor = _reduction_factor(width, height, size, max_side)
+                if factor >= 2 and handle.format != "JPEG" and width * height >= STREAM_MIN_PIXELS:
+                    streamed = _shrink_streamed(path, factor)
+                    if streamed is not None:
+                        return streamed[0], streamed[1], handle.format or ""
                 if factor >= 2 and handle.format == "JPEG":
                     handle.draft(handle.mode, (width // factor, height // factor))
                     factor = max(1, factor * handle.size[0] // width)
                 handle.load()
+                orientation = handle.getexif().get(0x0112, 1)  # loaded: no second decode
+                file_format = handle.format or ""
                 image = _normalise_mode(handle, path)
                 if factor >= 2:
-                    image = image.reduce(factor)
+                    image = _reduce(image, factor)
                 image = ImageOps.exif_transpose(image)
     except ImageFileError:
         raise
@@ -141,7 +152,63 @@ def open_image(
         raise ImageFileError(f"{path} is refused as a decompression bomb ({error})") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageFileError(f"{path} is not a readable image ({error})") from error
-    return image
+    return image, orientation if orientation in range(1, 9) else 1, file_format
+
+
+def _open_checked(path: Path, limit: int) -> Image.Image:
+    """``Image.open`` (header only) with the existence, emptiness and pixel-limit checks."""
+    if not path.exists():
+        raise ImageFileError(f"image not found: {path}")
+    if not path.is_file():
+        raise ImageFileError(f"not a file: {path}")
+    handle = Image.open(path)
+    width, height = handle.size
+    if width * height > limit:
+        handle.close()
+        raise ImageFileError(
+            f"{path} has {width} x {height} = {width * height / 1e6:.0f} megapixels, above "
+            f"the limit of {limit / 1e6:.0f} (set $PRIVLENS_MAX_PIXELS to raise it)"
+        )
+    if width < 1 or height < 1:
+        handle.close()
+        raise ImageFileError(f"{path} is empty ({width} x {height} pixels)")
+    return handle
+
+
+def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
+    """``(width, height)`` of an image file as stored (before EXIF orientation), from its header
+    only; :class:`ImageFileError` when it is unreadable or above the pixel limit."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _open_checked(path, max_pixels_limit(max_pixels)) as handle:
+                return handle.size
+    except ImageFileError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageFileError(f"{path} is refused as a decompression bomb ({error})") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageFileError(f"{path} is not a readable image ({error})") from error
+
+
+def _shrink_streamed(path: Path, factor: int) -> tuple[Image.Image, int] | None:
+    """The file shrunk by ``factor`` while libvips decodes it, and its EXIF orientation (applied);
+    ``None`` to use Pillow instead (libvips unavailable, or a format it does not read)."""
+    from privlens.data import large
+
+    try:
+        return large.shrink_on_load(path, factor)
+    except large.LargeImageError as error:
+        raise ImageFileError(str(error)) from error
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    """Pillow's box-average ``reduce``; 16-bit grey (which it refuses) goes through 32-bit."""
+    if image.mode != "I;16":
+        return image.reduce(factor)
+    reduced = np.asarray(image.convert("I").reduce(factor))
+    return Image.fromarray(reduced.astype(np.uint16))
 
 
 def _normalise_mode(image: Image.Image, path: Path) -> Image.Image:

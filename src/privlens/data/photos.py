@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from privlens.data.images import ImageFileError, open_image
+from privlens.data.images import open_image_info
 from privlens.files import atomic_path
 
 JPEG_QUALITY = 95
@@ -45,14 +45,10 @@ class Photo:
 def read_photo(path: str | Path, max_side: int | None = None) -> Photo:
     """Read ``path`` at full size, upright (EXIF orientation applied), through
     :func:`privlens.data.images.open_image` (its pixel limit refuses decompression bombs);
-    :class:`ImageFileError` if unreadable."""
-    image = open_image(path, max_side=max_side)  # max_side: shrunk on decode (integer factor)
-    try:
-        with Image.open(path) as handle:
-            orientation = handle.getexif().get(0x0112, 1)
-            source_format = handle.format or FORMATS.get(Path(path).suffix.lower(), "PNG")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:  # pragma: no cover
-        raise ImageFileError(f"{path} is not a readable image ({error})") from error
+    :class:`~privlens.data.images.ImageFileError` if unreadable."""
+    # max_side: shrunk on decode (integer factor); orientation and format come from that one decode
+    image, orientation, source_format = open_image_info(path, max_side=max_side)
+    source_format = source_format or FORMATS.get(Path(path).suffix.lower(), "PNG")
     mode = image.mode
     grey = mode in ("L", "LA", "I;16")
     alpha = None
@@ -60,9 +56,9 @@ def read_photo(path: str | Path, max_side: int | None = None) -> Photo:
         alpha = np.asarray(image.getchannel("A")).copy()
     if mode == "I;16":
         rgb = np.repeat((np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=2)
-    else:
-        rgb = np.asarray(image.convert("RGB"))
-    return Photo(np.ascontiguousarray(rgb).copy(), alpha, grey, orientation not in (None, 1), source_format)
+    else:  # one writable copy (convert() would copy an RGB image once more)
+        rgb = np.array(image if mode == "RGB" else image.convert("RGB"))
+    return Photo(rgb, alpha, grey, orientation not in (None, 1), source_format)
 
 
 def write_photo(photo: Photo, rgb: np.ndarray, path: str | Path) -> Path:
