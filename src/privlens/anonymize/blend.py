@@ -17,6 +17,12 @@ crop pixels (x right, y down, origin at the top-left pixel's centre).
 
 Every function returns the frame region it touched, ``(x0, y0, x1, y1)`` with exclusive ends, or
 ``None`` when the face lies outside the frame.
+
+:func:`paste` and :func:`pixelate` take ``band_rows``: the region is then warped and blended in
+horizontal bands of that many rows, so that no float copy of a large region exists (a 4500 px
+face region would need about 1 GB of float buffers at once). Banded results can differ from the
+unbanded ones by rounding (OpenCV's fixed-point warp coordinates): at most one level, in a few
+pixels; unbanded (the default) is what normal-sized photos get.
 """
 
 from __future__ import annotations
@@ -121,39 +127,85 @@ def _blend(frame: np.ndarray, region: Region, new: np.ndarray, alpha: np.ndarray
     return int(x0 + c0), int(y0 + r0), int(x0 + c1), int(y0 + r1)
 
 
+def _bands(region: Region, band_rows: int | None) -> list[Region]:
+    """``region`` whole, or cut into horizontal bands of ``band_rows`` rows."""
+    x0, y0, x1, y1 = region
+    if band_rows is None:
+        return [region]
+    return [(x0, y, x1, min(y + band_rows, y1)) for y in range(y0, y1, max(1, band_rows))]
+
+
+def _union(a: Region | None, b: Region | None) -> Region | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
 def paste(
-    frame: np.ndarray, face: np.ndarray, original: np.ndarray, mask: np.ndarray, matrix: np.ndarray
+    frame: np.ndarray,
+    face: np.ndarray,
+    original: np.ndarray,
+    mask: np.ndarray,
+    matrix: np.ndarray,
+    band_rows: int | None = None,
 ) -> Region | None:
     """Blend the new ``face`` (``S x S x 3`` float in [0, 1], crop space) into ``frame``.
 
     ``original`` is the aligned crop of the frame (same layout) for colour matching, ``mask``
-    the :func:`face_mask` weights. Returns the frame box whose pixels may have changed.
+    the :func:`face_mask` weights, ``band_rows`` see the module notes. Returns the frame box
+    whose pixels may have changed.
     """
     height, width = frame.shape[:2]
     size = face.shape[0]
     region = _region(matrix, size, height, width)
     if region is None:
         return None
-    matched = match_colours(face, original, mask)
-    new = _to_region((matched * 255.0).astype(np.float32), matrix, region, cv2.INTER_LINEAR)
-    alpha = _to_region(mask.astype(np.float32), matrix, region, cv2.INTER_LINEAR)
-    return _blend(frame, region, new, alpha)
+    matched = (match_colours(face, original, mask) * 255.0).astype(np.float32)
+    weights = mask.astype(np.float32)
+    changed = None
+    for band in _bands(region, band_rows):
+        new = _to_region(matched, matrix, band, cv2.INTER_LINEAR)
+        alpha = _to_region(weights, matrix, band, cv2.INTER_LINEAR)
+        changed = _union(changed, _blend(frame, band, new, alpha))
+    return changed
+
+
+def _block_average(patch: np.ndarray, block: int) -> np.ndarray:
+    """``patch`` averaged over cells of about ``block x block`` pixels (area resampling)."""
+    size = (max(1, patch.shape[1] // block), max(1, patch.shape[0] // block))
+    return cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
 
 
 def _coarse(patch: np.ndarray, block: int) -> np.ndarray:
     """``patch`` averaged over ``block x block`` cells, then enlarged back smoothly (bilinear):
     no detail finer than a block survives."""
-    small = cv2.resize(
-        patch,
-        (max(1, patch.shape[1] // block), max(1, patch.shape[0] // block)),
-        interpolation=cv2.INTER_AREA,
-    )
+    small = _block_average(patch, block)
     return cv2.resize(small, (patch.shape[1], patch.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def pixelate(frame: np.ndarray, mask: np.ndarray, matrix: np.ndarray, blocks: int = 6) -> Region | None:
+def _enlarge_rows(small: np.ndarray, shape: tuple[int, int], top: int, bottom: int) -> np.ndarray:
+    """Rows ``top:bottom`` of ``small`` enlarged bilinearly to ``shape`` (``H, W``; pixel centres
+    aligned as in ``cv2.resize``, edges repeated), as float32, without enlarging the rest."""
+    height, width = shape
+    sx, sy = small.shape[1] / width, small.shape[0] / height
+    # output (x, y) takes small ((x + 0.5) * sx - 0.5, (y + top + 0.5) * sy - 0.5)
+    matrix = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, (top + 0.5) * sy - 0.5]])
+    rows = cv2.warpAffine(
+        small.astype(np.float32),
+        matrix,
+        (width, bottom - top),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return rows
+
+
+def pixelate(
+    frame: np.ndarray, mask: np.ndarray, matrix: np.ndarray, blocks: int = 6, band_rows: int | None = None
+) -> Region | None:
     """Replace the masked face region of ``frame`` by ``blocks`` coarse blocks across the crop's
-    face (then a blur of one block): the fail-safe for a face that could not be replaced."""
+    face (then a blur of one block): the fail-safe for a face that could not be replaced.
+    ``band_rows``: see the module notes."""
     height, width = frame.shape[:2]
     size = mask.shape[0]
     region = _region(matrix, size, height, width)
@@ -163,10 +215,18 @@ def pixelate(frame: np.ndarray, mask: np.ndarray, matrix: np.ndarray, blocks: in
     patch = frame[y0:y1, x0:x1]
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # crop px per frame px
     block = max(2, int(round(size / scale / 2 / blocks)))  # the face is about half the crop
-    coarse = _coarse(patch, block).astype(np.float32)
     hard = (mask > ALPHA_FLOOR).astype(np.float32)  # the whole dilated region, fully covered
-    alpha = _to_region(hard, matrix, region, cv2.INTER_LINEAR)
-    return _blend(frame, region, coarse, np.minimum(alpha * 4.0, 1.0))
+    if band_rows is None:
+        coarse = _coarse(patch, block).astype(np.float32)
+        alpha = _to_region(hard, matrix, region, cv2.INTER_LINEAR)
+        return _blend(frame, region, coarse, np.minimum(alpha * 4.0, 1.0))
+    small = _block_average(patch, block)  # computed before any band is blended
+    changed = None
+    for band in _bands(region, band_rows):
+        alpha = _to_region(hard, matrix, band, cv2.INTER_LINEAR)
+        rows = _enlarge_rows(small, patch.shape[:2], band[1] - y0, band[3] - y0)
+        changed = _union(changed, _blend(frame, band, rows, np.minimum(alpha * 4.0, 1.0)))
+    return changed
 
 
 def pixelate_box(

@@ -146,6 +146,8 @@ class FramePipeline:
         check: reject a new face in which the check detector finds no face (it is pixelated).
         batch_size: crops per painter call (faces of several frames share a batch).
         slot_record: turns a slot into its manifest record (reference file, domain, latent).
+        band_rows: blend large face regions in bands of this many rows (bounded memory, see
+            :mod:`privlens.anonymize.blend`); ``None``: whole regions at once.
     """
 
     def __init__(
@@ -155,10 +157,12 @@ class FramePipeline:
         check: bool = True,
         batch_size: int = 16,
         slot_record: Callable[[Slot], dict[str, Any]] | None = None,
+        band_rows: int | None = None,
     ) -> None:
         self.painter, self.finder = painter, finder or FaceFinder()
         self.check, self.batch_size = check, batch_size
         self.slot_record = slot_record or (lambda slot: {})
+        self.band_rows = band_rows
 
     # -- the steps -------------------------------------------------------------------------------
     def process(
@@ -216,14 +220,16 @@ class FramePipeline:
                 continue
             aligned = job.aligned
             mask = face_mask(aligned.landmarks, self.painter.size, aligned.valid)
-            region = paste(frames[job.frame], array, _as_array(aligned.image), mask, aligned.matrix)
+            original = _as_array(aligned.image)
+            region = paste(frames[job.frame], array, original, mask, aligned.matrix, self.band_rows)
             job.record = self._record(job, REPLACED, None, region)
 
     def _fail_safe(self, frame: np.ndarray, job: _Job) -> None:
         record = job.record or self._record(job, PIXELATED, "the face lies outside the frame")
         aligned = job.aligned
         if aligned is not None:
-            record.region = pixelate(frame, face_mask(aligned.landmarks, self.painter.size), aligned.matrix)
+            mask = face_mask(aligned.landmarks, self.painter.size)
+            record.region = pixelate(frame, mask, aligned.matrix, band_rows=self.band_rows)
         else:
             record.region = pixelate_box(frame, job.face.box)
         record.action = PIXELATED

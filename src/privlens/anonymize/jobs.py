@@ -7,6 +7,8 @@ folder) the same file with every face replaced (:mod:`privlens.anonymize.frames`
 
 * photos keep their size and format, upright (EXIF orientation applied), metadata dropped;
   pixels outside the face regions keep their exact values (bit for bit in lossless formats);
+  photos above :data:`privlens.anonymize.regions.REGION_PIXELS` pixels are read and written in
+  pieces (:mod:`privlens.anonymize.regions`), so memory follows the faces, not the photo;
 * videos keep their size and frame rate (``.mp4``/``.avi`` as the input, other containers are
   written as ``.mp4``); faces are tracked (:mod:`privlens.anonymize.stream`) so that each person
   keeps one new identity; the audio track is copied when ffmpeg is installed, else dropped with
@@ -26,11 +28,13 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from privlens.anonymize import regions
 from privlens.anonymize.frames import PIXELATED, FaceFinder, FramePipeline, ModelPainter, Painter
 from privlens.anonymize.models import (
     DEFAULT_SIZE,
@@ -45,6 +49,7 @@ from privlens.anonymize.references import Reference, ReferenceSet, Slot, StylePl
 from privlens.anonymize.stream import FrameStream
 from privlens.anonymize.video import VIDEO_SUFFIXES, FrameSink, iter_frames, mux_audio, video_info
 from privlens.data.images import IMAGE_SUFFIXES, ImageFileError
+from privlens.data.large import LargeImageError, LargePhoto
 from privlens.data.photos import Photo, read_photo, write_photo
 from privlens.files import atomic_write_text
 
@@ -314,8 +319,13 @@ class AnonymizeJob:
                     bar.update(1)
                     continue
                 try:
+                    if regions.use_regions(path):
+                        self._flush(batch, out, planner, report, records)
+                        self._large_photo(path, out / name, out, planner, report, records)
+                        bar.update(1)
+                        continue
                     batch.append((path, out / name, read_photo(path)))
-                except ImageFileError as error:
+                except (ImageFileError, LargeImageError) as error:
                     report.skipped.append((path, str(error)))
                     bar.update(1)
                     continue
@@ -353,28 +363,50 @@ class AnonymizeJob:
                 "size": [width, height],
                 "exif_rotated": photo.rotated,
             }
-            if not face_records:
-                notice = f"{path}: no face found"
-                if self.skip_no_face:
-                    record["output"] = None
-                    record["notice"] = "no face found; left out (--skip-no-face)"
-                    report.notices.append(f"{notice}; left out (--skip-no-face)")
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(path, target)
-                    record["output"] = target.relative_to(out).as_posix()
-                    record["notice"] = "no face found; copied unchanged"
-                    report.notices.append(f"{notice}; copied unchanged")
-                    report.outputs.append(target)
-            else:
-                write_photo(photo, photo.rgb, target)
-                record["output"] = target.relative_to(out).as_posix()
-                report.outputs.append(target)
-            record["faces"] = [face.to_json() for face in face_records]
-            self._count(face_records, report, path)
-            report.done.append(path)
-            records.append(record)
+            write = partial(write_photo, photo, photo.rgb, target)
+            self._finish_photo(path, target, out, record, face_records, write, report, records)
         batch.clear()
+
+    def _finish_photo(self, path, target, out, record, face_records, write, report, records) -> None:
+        """Write one photo (``write()``), or copy/skip it when it has no face; record and count."""
+        if not face_records:
+            notice = f"{path}: no face found"
+            if self.skip_no_face:
+                record["output"] = None
+                record["notice"] = "no face found; left out (--skip-no-face)"
+                report.notices.append(f"{notice}; left out (--skip-no-face)")
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+                record["output"] = target.relative_to(out).as_posix()
+                record["notice"] = "no face found; copied unchanged"
+                report.notices.append(f"{notice}; copied unchanged")
+                report.outputs.append(target)
+        else:
+            write()
+            record["output"] = target.relative_to(out).as_posix()
+            report.outputs.append(target)
+        record["faces"] = [face.to_json() for face in face_records]
+        self._count(face_records, report, path)
+        report.done.append(path)
+        records.append(record)
+
+    def _large_photo(self, path: Path, target: Path, out: Path, planner, report, records) -> None:
+        """A photo above the region threshold: found, replaced and written in pieces (see
+        :mod:`privlens.anonymize.regions`); faces are found on a copy of ``detect_side`` px."""
+        photo = LargePhoto(path)
+        faces = regions.find_faces(photo, self.pipeline)
+        slots = [self.next_slot(planner) for _ in faces]
+        face_records, patches = regions.process(self.pipeline, photo, faces, slots)
+        record: dict[str, Any] = {
+            "input": str(path),
+            "kind": "photo",
+            "size": [photo.width, photo.height],
+            "exif_rotated": photo.orientation != 1,
+            "processed": "in regions (large photo): faces found on a reduced copy, replaced at full size",
+        }
+        write = partial(photo.write, target, patches)
+        self._finish_photo(path, target, out, record, face_records, write, report, records)
 
     def _count(self, face_records, report: AnonymizeReport, path: Path) -> None:
         for face in face_records:
