@@ -8,6 +8,10 @@ command line gives the floor every command pays.
 
     python benchmarks/bench_memory.py                       # every command, 12000 x 12000
     python benchmarks/bench_memory.py --side 4000 --commands capture attack
+    python benchmarks/bench_memory.py --small-side 512      # also each command on a 512 px PNG
+
+``--small-side`` runs every command a second time on a small PNG: the difference is what the
+large image itself costs, the rest is the command's own floor (models, libraries).
 
 Linux only (``/proc``). The models for ``anonymize`` are tiny random ones written here (the
 memory of the image path does not depend on the weights). Results: benchmarks/RESULTS.md.
@@ -189,6 +193,7 @@ def main() -> None:
     parser.add_argument("--commands", nargs="*", default=None, help="subset of the commands")
     parser.add_argument("--workdir", type=Path, default=None, help="where inputs and outputs go")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per command")
+    parser.add_argument("--small-side", type=int, default=0, help="also run on a PNG of this side")
     options = parser.parse_args()
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="privlens-mem-"))
     inputs = make_inputs(workdir, options.side)
@@ -196,17 +201,30 @@ def main() -> None:
     print(f"input: {inputs['big']} ({options.side} x {options.side}, {megabytes:.1f} MB)")
     rows = {"baseline (import only)": measure([], options.timeout)}
     table = commands(inputs, Path(tempfile.mkdtemp(dir=workdir, prefix="out-")))  # fresh: no resuming
+    small: dict[str, dict] = {}
+    if options.small_side:
+        small_inputs = make_inputs(workdir / f"small-{options.small_side}", options.small_side)
+        small_table = commands(small_inputs, Path(tempfile.mkdtemp(dir=workdir, prefix="out-small-")))
     for name in options.commands or table:
         rows[name] = measure(table[name], options.timeout)
         print(name, rows[name], flush=True)
-    print("\n| command | peak RSS (MB) | file-backed at end (MB) | peak anonymous, sampled (MB) | s | exit |")
-    print("|---|---|---|---|---|---|")
+        if options.small_side:
+            small[name] = measure(small_table[name], options.timeout)
+            print(f"{name} ({options.small_side} px)", small[name], flush=True)
+    extra = f" same command, {options.small_side} px PNG (MB) |" if options.small_side else ""
+    header = "| command | peak RSS (MB) | file-backed at end (MB) | peak anonymous, sampled (MB) | s | exit |"
+    print(f"\n{header}{extra}")
+    print("|---|---|---|---|---|---|" + ("---|" if extra else ""))
     for name, row in rows.items():
         cells = [
             row.get(k) for k in ("peak_rss_mb", "file_backed_mb_at_end", "peak_anon_mb_sampled", "seconds")
         ]
         text = [f"{c:.0f}" if isinstance(c, float) else str(c) for c in cells]
-        print(f"| {name} | {' | '.join(text)} | {row.get('exit')} |")
+        tail = ""
+        if extra:
+            value = small.get(name, {}).get("peak_rss_mb")
+            tail = f" {value:.0f} |" if isinstance(value, float) else " — |"
+        print(f"| {name} | {' | '.join(text)} | {row.get('exit')} |{tail}")
 
 
 if __name__ == "__main__":

@@ -201,6 +201,8 @@ def _shrink_streamed(path: Path, factor: int) -> tuple[Image.Image, int] | None:
         return large.shrink_on_load(path, factor)
     except large.LargeImageError as error:
         raise ImageFileError(str(error)) from error
+    finally:
+        large.release_memory()  # libvips' strip buffers, freed but kept by the allocator
 
 
 def _reduce(image: Image.Image, factor: int) -> Image.Image:

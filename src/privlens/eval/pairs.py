@@ -17,6 +17,11 @@ the eye centres for MTCNN's 5; percent) with the pixel error LM beside it, and t
 partner on the de-identified side (originals without a face do not count); FID and FD-dlib
 between the two sets (lower = more realistic), LPIPS between pairs. A metric whose weights are
 absent is listed as unavailable with the reason.
+
+Images whose longer side exceeds :data:`ANALYSIS_MAX_SIDE` are read shrunk by an integer factor
+(while they are decoded, see :mod:`privlens.data.images`): their faces are found and compared,
+and FID/LPIPS computed, on those reduced copies; box and landmark errors are still given in the
+original's pixels, and the report lists such pairs. Memory thus stays bounded for huge photos.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from privlens.data.images import ImageFileError, list_images, load_image
+from privlens.data.images import ImageFileError, image_size, list_images, load_image
 from privlens.eval.frechet import FD_DLIB, fd_dlib
 from privlens.eval.geometry import FaceGeometry, box_error, geometry_of, landmark_error
 from privlens.eval.identity import IDENTITY_BACKENDS, DlibEmbedder, FacenetEmbedder
@@ -53,6 +58,11 @@ SAME_PERSON = 0.6
 """dlib identity distance below which two faces are the same person (the face_recognition
 library's threshold)."""
 LEAKS = "Leaks (dlib)"
+ANALYSIS_MAX_SIDE = 1024
+"""Images are analysed with their longer side at most this (pixels; integer shrinking on decode):
+a 12000 x 12000 PNG at full size took over 14 GB (dlib's HOG doubles the image), at 2048 px
+still 1.3 GB. The paper's data sets (at most 1024 px) are analysed at full size; in a larger
+photo, faces below about 4 % of its longer side (40 px at 1024) may be missed."""
 
 
 @dataclass
@@ -94,6 +104,7 @@ class PairsReport:
     unreadable: list[tuple[str, str]]
     per_pair: list[dict] = field(default_factory=list)  # name, faces found, every pair value
     unmatched_faces: dict[str, dict[str, int]] = field(default_factory=dict)  # detector -> counts
+    reduced: list[str] = field(default_factory=list)  # pairs analysed on reduced copies
 
     def value(self, name: str) -> float | None:
         return next((m.value for m in self.metrics if m.name == name), None)
@@ -127,14 +138,25 @@ class _Side:
     pixel: float = 1.0  # size of an analysed pixel in the image's own pixels
 
 
-def _analyse(image: torch.Tensor, analysis_px: int = 0) -> _Side:
+def _analyse(image: torch.Tensor, analysis_px: int = 0, scale: float = 1.0) -> _Side:
+    """Faces and geometry of one image; ``scale``: original pixels per pixel of ``image`` (an
+    image read reduced), so that reported pixel errors are in the original's pixels."""
     side = image.shape[-1]
     if side < analysis_px:
         image = F.interpolate(image[None], size=(analysis_px,) * 2, mode="bicubic", align_corners=False)
         image = image[0].clamp(0, 1)
     faces = {d: detect_faces(image, d) for d in DETECTORS}
     geometry = {d: [geometry_of(image, f) for f in found] for d, found in faces.items()}
-    return _Side(image, faces, geometry, side / image.shape[-1])
+    return _Side(image, faces, geometry, scale * side / image.shape[-1])
+
+
+def load_bounded(path: Path, max_side: int | None = None) -> tuple[torch.Tensor, float]:
+    """An image read with its longer side at most ``max_side`` (default
+    :data:`ANALYSIS_MAX_SIDE`; integer shrinking on decode) and the original's pixels per pixel
+    of the result (1.0 when it was not reduced)."""
+    width, height = image_size(path)
+    image = load_image(path, max_side=max_side or ANALYSIS_MAX_SIDE)
+    return image, max(width, height) / max(image.shape[-2:])
 
 
 def match_faces(original: list[Face], deidentified: list[Face]) -> list[tuple[int, int]]:
@@ -205,20 +227,26 @@ def evaluate_pairs(
 
     images: list[tuple[torch.Tensor, torch.Tensor]] = []
     names: list[str] = []
+    scales: list[float] = []
+    reduced: list[str] = []
     unreadable: list[tuple[str, str]] = []
     base = Path(originals) if Path(originals).is_dir() else Path(originals).parent
     for first, second in tqdm(pairs, desc="reading", unit="pair", disable=not options.progress):
         try:
-            images.append((load_image(first), load_image(second)))
+            (a, scale), (b, other) = load_bounded(first), load_bounded(second)
         except ImageFileError as error:
             unreadable.append((f"{first.name} / {second.name}", str(error)))
             continue
+        images.append((a, b))
         names.append(first.relative_to(base).with_suffix("").as_posix())
+        scales.append(scale)
+        if scale > 1.0 or other > 1.0:
+            reduced.append(names[-1])
     report = evaluate_images(
-        [a for a, _ in images], [b for _, b in images], names, options, embedders, unavailable
+        [a for a, _ in images], [b for _, b in images], names, options, embedders, unavailable, scales=scales
     )
     report.originals, report.deidentified = str(originals), str(deidentified)
-    report.unmatched, report.unreadable = unmatched, unreadable
+    report.unmatched, report.unreadable, report.reduced = unmatched, unreadable, reduced
     return report
 
 
@@ -230,26 +258,29 @@ def evaluate_images(
     embedders: dict[str, DlibEmbedder | FacenetEmbedder | None],
     unavailable: dict[str, str],
     analysed: dict[int, _Side] | None = None,
+    scales: list[float] | None = None,
 ) -> PairsReport:
     """The protocol on in-memory pairs (``[3, H, W]`` in [0, 1]); see :func:`evaluate_pairs`.
 
     ``embedders`` maps each identity backend to its embedder (``None``: unavailable, with the
     reason in ``unavailable``). ``analysed`` caches the face analysis of originals by ``id()`` of
     their tensor, so one original paired with several de-identified images is analysed once.
+    ``scales``: per pair, the original's pixels per pixel of the given original (images read
+    reduced); pixel errors and boxes are reported in the original's pixels.
     """
     unavailable = dict(unavailable)
     cache = analysed if analysed is not None else {}
     sides: list[tuple[_Side, _Side]] = []
     per_pair: list[dict] = []
-    triples = zip(originals, deidentified, names, strict=True)
-    for a, b, name in tqdm(
+    triples = zip(originals, deidentified, names, scales or [1.0] * len(names), strict=True)
+    for a, b, name, scale in tqdm(
         triples, total=len(names), desc="faces", unit="pair", disable=not options.progress
     ):
         if b.shape != a.shape:
             b = F.interpolate(b[None], size=a.shape[-2:], mode="bilinear", antialias=True)[0].clamp(0, 1)
         if id(a) not in cache:
-            cache[id(a)] = _analyse(a, options.analysis_px)
-        x, y = cache[id(a)], _analyse(b, options.analysis_px)
+            cache[id(a)] = _analyse(a, options.analysis_px, scale)
+        x, y = cache[id(a)], _analyse(b, options.analysis_px, scale)
         sides.append((x, y))
         record: dict = {"name": name, "faces": {}, "matched": {}, "unmatched": {}}
         for d in DETECTORS:
@@ -458,6 +489,12 @@ def render_report(report: PairsReport, fmt: str = "md") -> str:
         )
     for name, reason in report.unreadable:
         lines.append(f"- unreadable pair {name}: {reason}")
+    if report.reduced:
+        lines.append(
+            f"- {len(report.reduced)} pair(s) analysed on copies reduced to at most {ANALYSIS_MAX_SIDE} px "
+            f"(faces found and compared there; box and landmark errors in the original's pixels): "
+            f"{', '.join(report.reduced[:10])}" + (" …" if len(report.reduced) > 10 else "")
+        )
     for detector, counts in report.unmatched_faces.items():
         if counts["originals"] or counts["deidentified"]:
             where = [
