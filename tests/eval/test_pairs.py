@@ -180,3 +180,27 @@ def test_faces_are_matched_by_place_and_untouched_faces_leak(tmp_path):
     table = render_report(report, "md")
     assert "faces without a partner (dlib): 1 original, 0 de-identified, in group (1/0)" in table
     assert "1 face(s) still recognisable" in table and "| 1/3 |" in table
+
+
+def test_large_pairs_are_analysed_reduced_with_errors_in_original_pixels(tmp_path, shift_right, monkeypatch):
+    import torch.nn.functional as F
+
+    from privlens.data.samples import astronaut
+    from privlens.eval import pairs
+
+    face = astronaut(None)[:, 30:222, 100:317]
+    big = F.interpolate(face[None], scale_factor=3, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    save_image(big, tmp_path / "a" / "x.png")  # 651 x 576
+    save_image(shift_right(big, 60), tmp_path / "b" / "x.png")
+    monkeypatch.setattr(pairs, "ANALYSIS_MAX_SIDE", 300)  # read shrunk by 3, like a huge photo
+    loaded = []
+    real = pairs.load_image
+    monkeypatch.setattr(
+        pairs, "load_image", lambda *a, **k: loaded.append(real(*a, **k).shape) or real(*a, **k)
+    )
+    options = EvalOptions(identity=("dlib",), fid=False, lpips=False, progress=False)
+    report = evaluate_pairs(tmp_path / "a", tmp_path / "b", options)
+    assert loaded == [(3, 192, 217), (3, 192, 217)]  # never at full size
+    assert report.reduced == ["x"] and "analysed on copies reduced to at most 300 px" in render_report(report)
+    assert report.value("LM dlib") == pytest.approx(60.0, abs=4.0)  # the shift, in the original's pixels
+    assert report.value("Detection dlib") == 100.0 and report.value("DIS FR (dlib)") < 0.6
