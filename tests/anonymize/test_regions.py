@@ -83,6 +83,8 @@ def photos(tmp_path):
     exif = sideways.getexif()
     exif[0x0112] = 6
     sideways.save(folder / "phone.jpg", exif=exif, quality=95)
+    data = (folder / "scene.png").read_bytes()
+    (folder / "cut.png").write_bytes(data[: len(data) // 2])  # a damaged photo: skipped, not fatal
     return folder
 
 
@@ -102,6 +104,8 @@ def test_a_large_photo_job_keeps_size_format_and_untouched_pixels(oracle, photos
     monkeypatch.setattr(jobs, "read_photo", whole_frame)
     report, pieces = run(oracle, photos, tmp_path / "regions")
     assert report.replaced == 12 and report.pixelated == 0
+    assert [path.name for path, _ in report.skipped] == ["cut.png"]
+    assert not (tmp_path / "regions" / "cut.png").exists()
     scene = np.asarray(Image.open(photos / "scene.png"))
     for name, mode in (("scene.png", "RGB"), ("grey.png", "L"), ("phone.jpg", "RGB")):
         record = pieces[name]
