@@ -134,6 +134,15 @@ def test_use_regions_reads_only_the_header(tmp_path, monkeypatch):
     monkeypatch.setattr(regions, "REGION_PIXELS", 1000)
     assert regions.use_regions(tmp_path / "a.png")
     assert not regions.use_regions(tmp_path / "a.bmp")  # libvips does not write BMP: whole frame
+    assert "BMP" in regions.plan(tmp_path / "a.bmp")[1].upper()  # said, not silent
+    monkeypatch.setattr(large, "_VIPS", None)
+    monkeypatch.setattr(large, "_TRIED", True)
+    monkeypatch.setattr(large, "_REASON", "ImportError: no pyvips")
+    assert regions.plan(tmp_path / "a.png") == (
+        False,
+        f"{tmp_path / 'a.png'}: 300 x 400 px processed whole "
+        "(libvips is unavailable (ImportError: no pyvips)): memory grows with it",
+    )
     monkeypatch.setenv("PRIVLENS_MAX_PIXELS", "1000")
     with pytest.raises(ValueError, match="above the limit"):
         regions.use_regions(tmp_path / "a.png")

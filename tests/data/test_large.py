@@ -99,7 +99,10 @@ def test_damaged_large_png_is_one_error_and_pillow_is_the_fallback(tmp_path, str
         load_image(tmp_path / "cut.png", 64)
     monkeypatch.setattr(large, "_VIPS", None)  # libvips unavailable: Pillow decodes, same size
     monkeypatch.setattr(large, "_TRIED", True)
-    assert load_image(tmp_path / "big.png", 64).shape == (3, 64, 64)
+    monkeypatch.setattr(large, "_REASON", "ImportError: no pyvips")
+    monkeypatch.setattr(images, "_FALLBACK_NOTED", False)
+    with pytest.warns(RuntimeWarning, match="decoded whole by Pillow.*no pyvips"):
+        assert load_image(tmp_path / "big.png", 64).shape == (3, 64, 64)
     assert (1200, 1200) in streamed
 
 

@@ -319,7 +319,10 @@ class AnonymizeJob:
                     bar.update(1)
                     continue
                 try:
-                    if regions.use_regions(path):
+                    in_regions, notice = regions.plan(path)
+                    if notice:
+                        report.notices.append(notice)
+                    if in_regions:
                         self._flush(batch, out, planner, report, records)
                         self._large_photo(path, out / name, out, planner, report, records)
                         bar.update(1)

@@ -30,7 +30,7 @@ from privlens.anonymize.blend import Region
 from privlens.anonymize.frames import PIXELATED, FaceRecord, FoundFace, FramePipeline, points
 from privlens.anonymize.references import Slot
 from privlens.data.images import image_size
-from privlens.data.large import SAVERS, LargePhoto, Patch, available, release_memory
+from privlens.data.large import SAVERS, LargePhoto, Patch, available, release_memory, unavailable_reason
 from privlens.faces.align import ffhq_quad
 from privlens.faces.detect import detect_faces
 
@@ -52,13 +52,27 @@ CHUNK_PIXELS = 24_000_000
 """Work regions are read and processed in chunks of about this many pixels (72 MB of RGB)."""
 
 
-def use_regions(path: str | Path) -> bool:
-    """Whether the image file at ``path`` goes through this module: above :data:`REGION_PIXELS`,
-    libvips available, and an output format it writes. Header only; raises
+def plan(path: str | Path) -> tuple[bool, str | None]:
+    """Whether the image file at ``path`` goes through this module (above :data:`REGION_PIXELS`,
+    libvips available, an output format it writes), and a notice when a photo above the threshold
+    must be processed whole instead. Header only; raises
     :class:`~privlens.data.images.ImageFileError` for an unreadable file or one above the pixel
     limit."""
     width, height = image_size(path)
-    return width * height > REGION_PIXELS and Path(path).suffix.lower() in SAVERS and available()
+    if width * height <= REGION_PIXELS:
+        return False, None
+    if not available():
+        reason = f"libvips is unavailable ({unavailable_reason()})"
+    elif Path(path).suffix.lower() not in SAVERS:
+        reason = f"libvips does not write {Path(path).suffix} files"
+    else:
+        return True, None
+    return False, f"{path}: {width} x {height} px processed whole ({reason}): memory grows with it"
+
+
+def use_regions(path: str | Path) -> bool:
+    """Whether the image file at ``path`` goes through this module (see :func:`plan`)."""
+    return plan(path)[0]
 
 
 def _clip(box: Sequence[float], width: int, height: int) -> Region:

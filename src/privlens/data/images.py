@@ -66,6 +66,7 @@ DEFAULT_MAX_PIXELS = 150_000_000
 #: Non-JPEG files of at least this many pixels that are to be shrunk are decoded by libvips in
 #: strips (Pillow would first hold them whole, 4 bytes per pixel: 64 MB at this size).
 STREAM_MIN_PIXELS = 16_000_000
+_FALLBACK_NOTED = False
 
 _PALETTE_MODES = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1")
 
@@ -136,6 +137,7 @@ def open_image_info(
                     streamed = _shrink_streamed(path, factor)
                     if streamed is not None:
                         return streamed[0], streamed[1], handle.format or ""
+                    _note_pillow_fallback(path)
                 if factor >= 2 and handle.format == "JPEG":
                     handle.draft(handle.mode, (width // factor, height // factor))
                     factor = max(1, factor * handle.size[0] // width)
@@ -211,6 +213,22 @@ def _reduce(image: Image.Image, factor: int) -> Image.Image:
         return image.reduce(factor)
     reduced = np.asarray(image.convert("I").reduce(factor))
     return Image.fromarray(reduced.astype(np.uint16))
+
+
+def _note_pillow_fallback(path: Path) -> None:
+    """Warn (once per process) that a large file is decoded whole because libvips is missing."""
+    from privlens.data import large
+
+    global _FALLBACK_NOTED
+    reason = large.unavailable_reason()
+    if reason is not None and not _FALLBACK_NOTED:
+        _FALLBACK_NOTED = True
+        warnings.warn(
+            f"{path}: decoded whole by Pillow before shrinking, libvips is unavailable ({reason}); "
+            "install pyvips and pyvips-binary to keep memory bounded",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _normalise_mode(image: Image.Image, path: Path) -> Image.Image:
