@@ -36,6 +36,18 @@ def test_output_layout_quarter_resolution_landmarks_plus_masks():
     assert HeatmapNet(**net.arch).state_dict().keys() == net.state_dict().keys()
 
 
+def test_stride_two_gives_half_resolution_heatmaps_and_keeps_stride_four_files_loadable():
+    fine = HeatmapNet(width=16, depth=2, stride=2).eval()
+    assert fine(torch.rand(1, 3, 32, 32)).shape == (1, 70, 16, 16)
+    assert fine.multiple == 8 and fine.arch["stride"] == 2
+    assert HeatmapNet(**fine.arch).arch == fine.arch
+    coarse = HeatmapNet(width=16, depth=2)
+    assert "stride" not in coarse.arch  # files written before the option rebuild as stride 4
+    assert fine.state_dict().keys() == coarse.state_dict().keys()  # same parameters, no pool
+    with pytest.raises(ValueError, match="stride"):
+        HeatmapNet(width=16, stride=3)
+
+
 def test_paper_scale_network_size():
     net = HeatmapNet()  # width 256, one hourglass of depth 4, like StarGAN v2's FAN
     assert net.multiple == 64

@@ -124,3 +124,18 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_net_stride_follows_the_pretrained_file_unless_set(tmp_path):
+    from privlens.models.heatmap import save_heatmap_net
+    from privlens.nets import HeatmapNet
+    from privlens.train.stage1 import build_net
+
+    path = save_heatmap_net(HeatmapNet(width=8, depth=2, stride=2), tmp_path / "u.safetensors")
+    base = ["net.width=8", "net.depth=2", "data.image_size=32", f"net.pretrained={path}"]
+    assert build_net(load_config(Stage1Config, CONFIGS / "stage1_tiny.yaml", base)).stride == 2
+    with pytest.raises(ConfigError, match="stride"):  # stated explicitly, it must match the file
+        build_net(load_config(Stage1Config, CONFIGS / "stage1_tiny.yaml", [*base, "net.stride=4"]))
+    assert build_net(load_config(Stage1Config, CONFIGS / "stage1_tiny.yaml", base[:3])).stride == 4
+    with pytest.raises(ConfigError, match="net.stride"):
+        load_config(Stage1Config, CONFIGS / "stage1_tiny.yaml", ["net.stride=3"])

@@ -38,6 +38,7 @@ from privlens.train import tblog
 from privlens.train.checkpoint import (
     load_checkpoint,
     load_heatmap_net,
+    read_heatmap_net,
     save_checkpoint,
     save_heatmap_net,
 )
@@ -128,10 +129,9 @@ def train_step(
     then keep beta inside ``camera.mirror_limit_um``. ``model`` may be wrapped in DDP.
     ``psf_scale`` divides ||H - H_f|| (``loss.psf_norm``, see :func:`psf_scale_of`)."""
     size = config.data.image_size
-    target = heatmap_targets(
-        landmarks, size, size // 4, config.net.heatmap_sigma, config.net.mask_sigma_fraction
-    )
     capture, psf, predictions = model(scene)
+    heat = predictions[-1].shape[-1]  # size // U's stride
+    target = heatmap_targets(landmarks, size, heat, config.net.heatmap_sigma, config.net.mask_sigma_fraction)
     losses = stage1_loss(
         scene,
         capture,
@@ -220,13 +220,24 @@ def build_camera(mode: Mode, config: Stage1Config) -> Camera | None:
     return camera
 
 
+def _pretrained_stride(path: str) -> int:
+    try:
+        _, arch, _ = read_heatmap_net(path)
+    except ValueError as error:
+        raise ConfigError(f"net.pretrained: {error}") from error
+    return int(arch.get("stride", 4))
+
+
 def build_net(config: Stage1Config) -> HeatmapNet:
     """U as configured, with the weights of ``net.pretrained`` when given."""
     n = config.net
-    net = HeatmapNet(width=n.width, num_stacks=n.num_stacks, depth=n.depth)
+    if n.pretrained is not None and not Path(n.pretrained).is_file():
+        raise ConfigError(f"net.pretrained: weight file not found: {n.pretrained}")
+    stride = n.stride
+    if stride is None:  # as the pretrained file (files without a stride are FAN's 4)
+        stride = 4 if n.pretrained is None else _pretrained_stride(n.pretrained)
+    net = HeatmapNet(width=n.width, num_stacks=n.num_stacks, depth=n.depth, stride=stride)
     if n.pretrained is not None:
-        if not Path(n.pretrained).is_file():
-            raise ConfigError(f"net.pretrained: weight file not found: {n.pretrained}")
         try:
             pretrained = load_heatmap_net(n.pretrained, expect=net.arch)
         except ValueError as error:
@@ -274,7 +285,7 @@ def evaluate(
     stack), ``nme`` (soft-argmax landmarks, inter-ocular normalisation) and ``distortion``."""
     was_training = model.training
     model.eval()
-    size, heat = config.data.image_size, config.data.image_size // 4
+    size = config.data.image_size
     totals = {"heatmap_l1": 0.0, "nme": 0.0, "distortion": 0.0}
     count = 0
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
@@ -282,6 +293,7 @@ def evaluate(
         scene = batch["image"].to(device)
         landmarks = batch["landmarks"].to(device)
         capture, _, predictions = model(scene)
+        heat = predictions[-1].shape[-1]
         target = heatmap_targets(
             landmarks, size, heat, config.net.heatmap_sigma, config.net.mask_sigma_fraction
         )

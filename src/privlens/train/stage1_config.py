@@ -34,6 +34,7 @@ class NetConfig:
     width: int = 256
     num_stacks: int = 1
     depth: int = 4
+    stride: int | None = None  # input pixels per heatmap pixel: 4 (FAN) or 2; null: net.pretrained's, else 4
     heatmap_sigma: float = 1.5  # Gaussian sigma of U*'s landmark channels, heatmap pixels
     mask_sigma_fraction: float = 0.04  # sigma of the coarse/fine masks, fraction of the heatmap side
     pretrained: str | None = None  # U weights (heatmap_net.safetensors) to start from
@@ -109,12 +110,13 @@ class Stage1Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        multiple = 4 * 2**self.net.depth
+        stride = self.net.stride or 4
+        multiple = stride * 2**self.net.depth
         checks = [
             (
                 self.data.image_size >= multiple and self.data.image_size % multiple == 0,
                 "data.image_size",
-                f"must be a multiple of {multiple} (4 * 2**net.depth), got {self.data.image_size}",
+                f"must be a multiple of {multiple} (net.stride * 2**net.depth), got {self.data.image_size}",
             ),
             (
                 self.net.width >= 8 and self.net.width % 8 == 0,
@@ -122,6 +124,11 @@ class Stage1Config:
                 f"must be a positive multiple of 8, got {self.net.width}",
             ),
             (self.net.depth >= 1, "net.depth", f"must be at least 1, got {self.net.depth}"),
+            (
+                self.net.stride in (None, 2, 4),
+                "net.stride",
+                f"must be 2, 4 or null, got {self.net.stride}",
+            ),
             (self.net.num_stacks >= 1, "net.num_stacks", f"must be at least 1, got {self.net.num_stacks}"),
             (self.net.heatmap_sigma > 0, "net.heatmap_sigma", "must be positive"),
             (self.net.lr > 0, "net.lr", "must be positive"),
