@@ -72,3 +72,14 @@ def test_the_bound_has_a_gradient_in_the_psf(one_torch_thread):
     spectrum = _analytic_spectrum().to(torch.complex128)
     wiener_mse(otf(psf, (N, N)), spectrum, 1e-3).backward()
     assert psf.grad is not None and torch.isfinite(psf.grad).all() and psf.grad.abs().sum() > 0
+
+
+def test_cross_spectrum_in_chunks_equals_the_direct_sum():
+    """Batches longer than one chunk (and not a multiple of it) give the one-pass average."""
+    from privlens.attacks.wiener_bound import CROSS_SPECTRUM_CHUNK, cross_spectrum
+
+    images = torch.rand(2 * CROSS_SPECTRUM_CHUNK + 3, 3, 8, 8, dtype=torch.float64)
+    centred = images - images.mean(dim=(0, 2, 3))[None, :, None, None]
+    spectra = torch.fft.fft2(centred).permute(0, 2, 3, 1)
+    direct = (spectra[..., :, None] * spectra[..., None, :].conj()).mean(dim=0) / 64
+    assert torch.allclose(cross_spectrum(images), direct, atol=1e-12)

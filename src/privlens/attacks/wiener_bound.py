@@ -26,6 +26,10 @@ QUANTISATION_VARIANCE = 1.0 / (12 * 255**2)
 """Variance of the rounding error of an 8-bit file (uniform over one level), image units^2."""
 
 
+CROSS_SPECTRUM_CHUNK = 8
+"""Faces transformed at a time by :func:`cross_spectrum` (its temporaries grow with this, not B)."""
+
+
 def otf(psf: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``[C, H, W]`` complex OTF of a centred PSF ``[C, K, K]`` for circular convolution on ``size``."""
     return torch.fft.fft2(psf_to_periodic(psf, size))
@@ -39,9 +43,13 @@ def cross_spectrum(images: torch.Tensor, mean: torch.Tensor | None = None) -> to
     if mean is None:
         mean = images.mean(dim=(0, 2, 3))
     pixels = images.shape[-2] * images.shape[-1]
-    spectra = torch.fft.fft2(images - mean[None, :, None, None])  # [B, C, H, W]
-    spectra = spectra.permute(0, 2, 3, 1)  # [B, H, W, C]
-    return torch.einsum("bhwc,bhwd->hwcd", spectra, spectra.conj()) / (images.shape[0] * pixels)
+    total = None
+    for start in range(0, images.shape[0], CROSS_SPECTRUM_CHUNK):  # bounded temporaries
+        chunk = images[start : start + CROSS_SPECTRUM_CHUNK] - mean[None, :, None, None]
+        spectra = torch.fft.fft2(chunk).permute(0, 2, 3, 1)  # [b, H, W, C]
+        part = torch.einsum("bhwc,bhwd->hwcd", spectra, spectra.conj())
+        total = part if total is None else total + part
+    return total / (images.shape[0] * pixels)
 
 
 def _gain_and_error(
