@@ -9,7 +9,7 @@ Captures ``[B, C, H, W]`` in [0, 1]; PSF ``[C, K, K]`` centred at ``(K // 2, K /
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -50,22 +50,29 @@ def wiener_deconvolve(
 
     ``regularisation`` (lambda, the noise-to-signal power ratio) is a float, or a tensor of
     several values: then the output gains a leading dimension, one restoration per lambda,
-    sharing the FFTs.
+    sharing the FFTs (:func:`wiener_restorations` yields them one at a time instead).
     """
+    lambdas = torch.as_tensor(regularisation, dtype=captures.dtype, device=captures.device)
+    restored = list(wiener_restorations(captures, psf, lambdas.reshape(-1), padding))
+    return restored[0] if lambdas.dim() == 0 else torch.stack(restored)
+
+
+def wiener_restorations(
+    captures: torch.Tensor, psf: torch.Tensor, lambdas: torch.Tensor, padding: str = "replicate"
+) -> Iterator[torch.Tensor]:
+    """:func:`wiener_deconvolve` for each value of ``lambdas`` in turn (one FFT of the captures;
+    only one restoration held at a time)."""
     size = captures.shape[-2:]
     canvas, offset = _extend(captures, psf, padding)
     spectrum = torch.fft.rfft2(canvas)
     otf = _otf(psf, canvas.shape[-2:], canvas.dtype)
     power = otf.real.square() + otf.imag.square()
-    lambdas = torch.as_tensor(regularisation, dtype=canvas.dtype, device=canvas.device)
-    if lambdas.dim() == 0:
-        restored = torch.fft.irfft2(spectrum * otf.conj() / (power + lambdas), s=canvas.shape[-2:])
-        return _crop(restored, offset, size).clamp(0, 1)
-    outputs = []
+    filtered = spectrum * otf.conj()
+    shape = canvas.shape[-2:]
+    del canvas, spectrum
     for value in lambdas:
-        restored = torch.fft.irfft2(spectrum * otf.conj() / (power + value), s=canvas.shape[-2:])
-        outputs.append(_crop(restored, offset, size).clamp(0, 1))
-    return torch.stack(outputs)
+        restored = torch.fft.irfft2(filtered / (power + value), s=shape)
+        yield _crop(restored, offset, size).clamp(0, 1)
 
 
 def blur_operator(

@@ -36,6 +36,7 @@ from privlens.attacks.deconvolution import (
     richardson_lucy,
     richardson_lucy_stopping,
     wiener_deconvolve,
+    wiener_restorations,
 )
 from privlens.attacks.inversion import InversionTraining, invert, train_inversion
 from privlens.attacks.wiener_bound import cross_spectrum, otf, wiener_restore
@@ -151,7 +152,7 @@ def split_attacker(images: torch.Tensor, fraction: float, seed: int) -> tuple[to
 
 def choose_wiener(captures: torch.Tensor, originals: torch.Tensor, psf: torch.Tensor, lambdas) -> Choice:
     """The Wiener regularisation with the best mean PSNR on the attacker's own faces."""
-    restored = wiener_deconvolve(captures, psf, torch.tensor(lambdas, dtype=captures.dtype))
+    restored = wiener_restorations(captures, psf, torch.tensor(lambdas, dtype=captures.dtype))
     table = {float(lam): float(psnr(r, originals).mean()) for lam, r in zip(lambdas, restored, strict=True)}
     return Choice(max(table, key=table.get), table)
 
