@@ -186,7 +186,7 @@ def run_sweep(
 def plot_sweep(points: list[SweepPoint], path: Path, clean_nme: float | None = None) -> Path:
     """Rank-1 after the strongest attack against landmark NME; chance and Pareto front drawn."""
     figure, axis = plt.subplots(figsize=(6.8, 4.8), layout="constrained")
-    for point in points:
+    for index, point in enumerate(points):
         low, high = point.rank1_ci
         axis.errorbar(
             point.nme_percent,
@@ -200,7 +200,7 @@ def plot_sweep(points: list[SweepPoint], path: Path, clean_nme: float | None = N
             f"{point.lens} ({point.strongest_attack})",
             (point.nme_percent, point.rank1),
             fontsize=7,
-            xytext=(4, 4),
+            xytext=(4, 4 if index % 2 == 0 else -10),  # neighbours' labels do not overprint
             textcoords="offset points",
         )
     front = sorted((p for p in points if p.pareto), key=lambda p: p.nme_percent)
