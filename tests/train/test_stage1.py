@@ -229,3 +229,18 @@ def test_u_learns_landmarks_rather_than_one_average_face(one_thread, faces64, ti
     # NME 0.262, spread 0.04: it fails both assertions.
     assert row.nme_u < row.nme_train_mean, row
     assert row.spread_ratio > 0.15, row
+
+
+def test_stride_two_u_trains_on_half_resolution_targets_and_its_optics_run_follows_it(
+    one_thread, faces64, tiny_config, tmp_path
+):
+    """net.stride 2: targets rendered at 1/2 of the input, and a run from its weights (stride
+    left null) builds the same architecture."""
+    small = ("net.width=8", "net.depth=2", "train.steps=3", "train.val_every=3", "train.checkpoint_every=3")
+    first = run_stage1("heatmap", tiny_config(faces64, *small, "net.stride=2"), tmp_path / "u", resume=False)
+    net = load_heatmap_net(first.files["net"])
+    assert net.arch["stride"] == 2 and net.eval()(torch.rand(1, 3, 64, 64)).shape[-1] == 32
+    assert 0 < first.summary["val_end"]["nme"] < 10
+    pretrained = f"net.pretrained={first.files['net']}"
+    second = run_stage1("lowres", tiny_config(faces64, *small, pretrained), tmp_path / "lr", resume=False)
+    assert load_heatmap_net(second.files["net"]).arch == net.arch
