@@ -94,3 +94,22 @@ def test_capture_noise_settings_are_checked():
             CaptureNoise(**bad)
     described = CaptureNoise(bit_depth=8).describe(make_camera("open", 64))
     assert described["bit_depth"] == 8 and described["full_scale_e_per_capture_pixel"] == 64_000
+
+
+def test_rl_attack_without_a_finite_tuning_psnr_returns_the_capture():
+    """A degenerate (estimated) PSF whose every check is NaN leaves 0 iterations: the attack is
+    the capture itself, not a crash (make demo hit this with the robust lens's blind PSF)."""
+    from privlens.attacks.deconvolution import PlateauStop
+    from privlens.attacks.suite import richardson_lucy_attack
+
+    originals = torch.rand(2, 3, 8, 8)
+    rule = PlateauStop(originals, check_every=1, patience=2, max_iterations=5)
+    nan = torch.full_like(originals, float("nan"))
+    for step in range(1, 6):
+        if rule(step, nan):
+            break
+    assert rule.best == 0
+    captures = torch.rand(2, 3, 8, 8)
+    assert torch.equal(richardson_lucy_attack(torch.ones(3, 3, 3) / 9, 0, "linear")(captures), captures)
+    restored = richardson_lucy_attack(torch.ones(3, 3, 3) / 9, 3, "linear")(captures)
+    assert restored.shape == captures.shape and not torch.equal(restored, captures)

@@ -178,7 +178,19 @@ def choose_rl_by_rule(
     rule = PlateauStop(originals, settings.rl_check_every, settings.rl_patience, settings.rl_cap)
     richardson_lucy_stopping(captures, originals, psf, rule, mode)
     note = f"stopped by {rule.stopped_by} after {max(rule.history)} iterations"
+    if rule.best < 1:  # no check gave a finite PSNR (e.g. a degenerate estimated PSF)
+        note += "; no iteration count gave a finite PSNR, so the attack returns the capture"
     return Choice(float(rule.best), {float(k): v for k, v in rule.history.items()}, note)
+
+
+def richardson_lucy_attack(
+    psf: torch.Tensor, iterations: int, mode: str
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Richardson–Lucy with ``iterations`` picked on the attacker's faces; 0 iterations (nothing
+    the attacker could tune) returns the capture itself."""
+    if iterations < 1:
+        return lambda y: y
+    return lambda y: richardson_lucy(y, psf, iterations, mode=mode)
 
 
 def mmse_attack(
@@ -308,7 +320,7 @@ def attack_lens(
             say(f"{name}: Richardson–Lucy until the attacker's validation PSNR stops rising")
             choices["richardson-lucy"] = choose_rl_by_rule(own_captures, own, psf, settings, mode)
             steps = int(choices["richardson-lucy"].value)
-            attacks["richardson-lucy"] = lambda y, n=steps: richardson_lucy(y, psf, n, mode=mode)
+            attacks["richardson-lucy"] = richardson_lucy_attack(psf, steps, mode)
         if settings.blind and (settings.runs("blind-wiener") or settings.runs("blind-rl")):
             say(f"{name}: blind attacker (PSF from a calibration target)")
             blind_psf, choices["blind-psf"] = _blind_psf(camera, tune_captures, tune, settings)
@@ -317,7 +329,7 @@ def attack_lens(
             attacks["blind-wiener"] = lambda y, lam=blind_lam: wiener_deconvolve(y, blind_psf, lam)
             choices["blind-rl"] = choose_rl_by_rule(own_captures, own, blind_psf, settings, mode)
             blind_steps = int(choices["blind-rl"].value)
-            attacks["blind-rl"] = lambda y, n=blind_steps: richardson_lucy(y, blind_psf, n, mode=mode)
+            attacks["blind-rl"] = richardson_lucy_attack(blind_psf, blind_steps, mode)
     else:
         attacks["bicubic"] = lambda y: bicubic_from_large_pixels(y, lowres)
     if settings.inversion is not None and settings.runs("inversion"):
