@@ -14,6 +14,7 @@ exist whole in memory; without libvips, Pillow decodes them whole first. Writes 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -127,34 +128,41 @@ def open_image_info(
     image) and its format (``PNG``, ``JPEG``, ...), found without decoding the file a second time."""
     path = Path(path)
     limit = max_pixels_limit(max_pixels)
+    with _image_errors(path), _open_checked(path, limit) as handle:
+        width, height = handle.size
+        factor = _reduction_factor(width, height, size, max_side)
+        if factor >= 2 and handle.format != "JPEG" and width * height >= STREAM_MIN_PIXELS:
+            streamed = _shrink_streamed(path, factor)
+            if streamed is not None:
+                return streamed[0], streamed[1], handle.format or ""
+            _note_pillow_fallback(path)
+        if factor >= 2 and handle.format == "JPEG":
+            handle.draft(handle.mode, (width // factor, height // factor))
+            factor = max(1, factor * handle.size[0] // width)
+        handle.load()
+        orientation = handle.getexif().get(0x0112, 1)  # loaded: no second decode
+        file_format = handle.format or ""
+        image = _normalise_mode(handle, path)
+        if factor >= 2:
+            image = _reduce(image, factor)
+        image = ImageOps.exif_transpose(image)
+    return image, orientation if orientation in range(1, 9) else 1, file_format
+
+
+@contextlib.contextmanager
+def _image_errors(path: Path) -> Iterator[None]:
+    """Reading ``path`` with Pillow: its size warnings silenced (the pixel limit is checked
+    instead), its errors turned into one :class:`ImageFileError` naming the file."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _open_checked(path, limit) as handle:
-                width, height = handle.size
-                factor = _reduction_factor(width, height, size, max_side)
-                if factor >= 2 and handle.format != "JPEG" and width * height >= STREAM_MIN_PIXELS:
-                    streamed = _shrink_streamed(path, factor)
-                    if streamed is not None:
-                        return streamed[0], streamed[1], handle.format or ""
-                    _note_pillow_fallback(path)
-                if factor >= 2 and handle.format == "JPEG":
-                    handle.draft(handle.mode, (width // factor, height // factor))
-                    factor = max(1, factor * handle.size[0] // width)
-                handle.load()
-                orientation = handle.getexif().get(0x0112, 1)  # loaded: no second decode
-                file_format = handle.format or ""
-                image = _normalise_mode(handle, path)
-                if factor >= 2:
-                    image = _reduce(image, factor)
-                image = ImageOps.exif_transpose(image)
+            yield
     except ImageFileError:
         raise
     except Image.DecompressionBombError as error:
         raise ImageFileError(f"{path} is refused as a decompression bomb ({error})") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageFileError(f"{path} is not a readable image ({error})") from error
-    return image, orientation if orientation in range(1, 9) else 1, file_format
 
 
 def _open_checked(path: Path, limit: int) -> Image.Image:
@@ -181,17 +189,8 @@ def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, in
     """``(width, height)`` of an image file as stored (before EXIF orientation), from its header
     only; :class:`ImageFileError` when it is unreadable or above the pixel limit."""
     path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _open_checked(path, max_pixels_limit(max_pixels)) as handle:
-                return handle.size
-    except ImageFileError:
-        raise
-    except Image.DecompressionBombError as error:
-        raise ImageFileError(f"{path} is refused as a decompression bomb ({error})") from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageFileError(f"{path} is not a readable image ({error})") from error
+    with _image_errors(path), _open_checked(path, max_pixels_limit(max_pixels)) as handle:
+        return handle.size
 
 
 def _shrink_streamed(path: Path, factor: int) -> tuple[Image.Image, int] | None:
