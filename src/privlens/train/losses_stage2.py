@@ -16,6 +16,13 @@ x̃ = G(ȳ, m, s̃) the new face.
   input it knows, and it is what inference does.
 * LPIPS between r and x̃ (reference-guided steps, where x̃ carries r's style), with the real
   ``lpips`` package and ImageNet backbone weights; see :func:`build_perceptual_loss`.
+* Warp target (beyond the paper, ``lambda_warp``, off by default): ``||x̃ - W(r; l_r -> l_x)||_1``
+  on reference-guided steps, where ``W`` warps the reference r piecewise-affinely so that its
+  landmarks ``l_r`` land on the source's ``l_x`` (:func:`privlens.anonymize.warp.warp_reference`,
+  done in the data loader). The target is a new face with the source's pose and expression made
+  only of the reference's pixels: a dense pairing signal that StarGAN v2's unpaired losses lack,
+  which lets a short run learn where to put the reference's appearance. The source's landmarks
+  are training labels (dlib's, augmented with the image); no source pixel enters the target.
 * Expression (heatmap) consistency, as the authors' released training computes it: the L1
   distance between U's heatmaps of the new face seen through the camera, ``U(camera(x̃))``, and
   the heatmaps of the source's capture, ``m = U(y)``, on the landmark channels only (the two
@@ -91,6 +98,15 @@ def heatmap_consistency(
         )
     fake = fake_heatmaps[:, :num_landmarks].float()
     return (fake - heatmaps[:, :num_landmarks].detach().float()).abs().mean()
+
+
+def warp_target(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``mean |x̃ - W(r; l_r -> l_x)|`` (per element; ``target`` is a data-loader image, no gradient)."""
+    if fake.shape != target.shape:
+        raise ValueError(
+            f"warp targets must match the outputs' shape {tuple(fake.shape)}, got {tuple(target.shape)}"
+        )
+    return (fake.float() - target.detach().float()).abs().mean()
 
 
 class PerceptualLoss(nn.Module):

@@ -389,9 +389,11 @@ def train_iteration(
             fake = generator(capture, heat, style)
             adv = L.g_adversarial(disc(fake, y_trg))
             sty = L.style_reconstruction(style, style_encoder(fake, y_trg))
-            with torch.no_grad():
-                fake2 = generator(capture, heat, style2)
-            ds = L.diversity(fake, fake2)
+            ds = fake.new_zeros((), dtype=torch.float32)
+            if lambda_ds > 0:  # past ds_iter the term has no weight: skip the second image
+                with torch.no_grad():
+                    fake2 = generator(capture, heat, style2)
+                ds = L.diversity(fake, fake2)
             cyc = expr = fake.new_zeros((), dtype=torch.float32)
             heat_fake = None
             if lo.lambda_expr > 0:  # U(camera(x̃)) against m = U(y), gradients into x̃
@@ -403,6 +405,9 @@ def train_iteration(
                 s_org = style_encoder(capture, y_org)  # ŝ = S(y)
                 reconstruction = generator(_fmt(parts, fake), heat_fake.detach(), s_org)
                 cyc = L.cycle(capture, reconstruction)
+            warp = fake.new_zeros((), dtype=torch.float32)
+            if lo.lambda_warp > 0 and kind == "ref":
+                warp = L.warp_target(fake, batch["warp_target"])
             perceptual = fake.new_zeros((), dtype=torch.float32)
             if parts.perceptual is not None and lo.lambda_lpips > 0 and kind == "ref":
                 perceptual = parts.perceptual(ref, fake).mean()
@@ -413,10 +418,13 @@ def train_iteration(
             + lo.lambda_cyc * cyc
             + lo.lambda_lpips * perceptual
             + lo.lambda_expr * expr
+            + lo.lambda_warp * warp
         )
         names = ("generator", "mapping", "style_encoder") if kind == "latent" else ("generator",)
         skipped += not _step(loss, [optimizers[n] for n in names], [getattr(parts, n) for n in names], info)
         values = {"adv": adv, "sty": sty, "ds": ds, "cyc": cyc, "expr": expr, "total": loss}
+        if lo.lambda_warp > 0 and kind == "ref":
+            values["warp"] = warp
         if parts.perceptual is not None and kind == "ref":
             values[parts.perceptual.name] = perceptual
         for key, value in values.items():
@@ -489,7 +497,12 @@ def _run(
     device, t = info.device, config.train
     camera, heatmap_net, lens_source, net_source = build_frozen(config)
     dataset = Stage2Faces(
-        root, config.data.image_size, config.data.domains, config.data.crop_p, config.data.flip_p
+        root,
+        config.data.image_size,
+        config.data.domains,
+        config.data.crop_p,
+        config.data.flip_p,
+        warp_targets=config.loss.lambda_warp > 0,
     )
     torch.manual_seed(mix_seed(t.seed, 0x5EED))  # identical initial weights on every rank
     nets = build_networks(

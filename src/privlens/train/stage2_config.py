@@ -61,6 +61,10 @@ class Stage2LossConfig:
     lambda_cyc: float = 7.0  # the authors' value (StarGAN v2: 1)
     lambda_lpips: float = 2000.0  # the authors' value, LPIPS towards the reference
     lambda_expr: float = 1000.0  # heatmap consistency |U(camera(x~)) - U(y)| on the landmark channels
+    # Beyond the paper (0 = the paper's losses): L1 between the reference-guided x~ and the
+    # reference warped onto the source's landmarks (privlens.anonymize.warp), a pseudo-pair target
+    # made of the reference's pixels at the source's geometry; it never holds a source pixel.
+    lambda_warp: float = 0.0
     lpips_net: Literal["alex", "vgg"] = "alex"
     lpips_weights: str | None = None  # torchvision ImageNet backbone file (or $PRIVLENS_LPIPS_BACKBONE)
     # A stand-in chosen by name when the real LPIPS is unavailable. "random-backbone": LPIPS's
@@ -141,7 +145,15 @@ class Stage2Config:
             (0 <= self.data.flip_p <= 1, "data.flip_p", "must lie in [0, 1]"),
             (self.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
         ]
-        for name in ("lambda_reg", "lambda_sty", "lambda_ds", "lambda_cyc", "lambda_lpips", "lambda_expr"):
+        for name in (
+            "lambda_reg",
+            "lambda_sty",
+            "lambda_ds",
+            "lambda_cyc",
+            "lambda_lpips",
+            "lambda_expr",
+            "lambda_warp",
+        ):
             checks.append((getattr(self.loss, name) >= 0, f"loss.{name}", "must be >= 0"))
         for every in ("log_every", "image_every", "checkpoint_every"):
             checks.append((getattr(self.train, every) >= 1, f"train.{every}", "must be at least 1"))

@@ -7,9 +7,11 @@ its source path (``female/0001.jpg`` -> ``female``); a folder without sub-folder
 
 Every item of a step is the source ``x`` (with its landmarks and domain) and two references
 ``r``, ``r2`` of a target domain ``t`` drawn uniformly, the references drawn uniformly within
-``t``. Sources follow :class:`privlens.train.data.StepBatchSampler`; targets, references and all
-augmentation draws are functions of ``(seed, step, rank, position)``, so a resumed run sees what
-an uninterrupted one sees.
+``t``. With ``warp_targets`` an item also holds ``warp_target``: the first reference warped onto
+the source's (augmented) landmarks (:func:`privlens.anonymize.warp.warp_reference`), the target
+of the ``lambda_warp`` loss. Sources follow :class:`privlens.train.data.StepBatchSampler`;
+targets, references and all augmentation draws are functions of ``(seed, step, rank, position)``,
+so a resumed run sees what an uninterrupted one sees.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ class Stage2Faces(Dataset):
         crop_p: float = 0.5,
         flip_p: float = 0.5,
         augment: bool = True,
+        warp_targets: bool = False,
     ) -> None:
+        self.warp_targets = warp_targets
         self.faces = LandmarkFaces(root, "train", size, augment=augment, crop_p=crop_p, flip_p=flip_p)
         of = face_domains(root, "train")
         found = sorted(set(of.values()))
@@ -83,14 +87,23 @@ class Stage2Faces(Dataset):
     def __getitem__(self, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
         source, source_seed, target, ref1, ref1_seed, ref2, ref2_seed = key
         item = self.faces[(source, source_seed)]
-        return {
+        reference = self.faces[(ref1, ref1_seed)]
+        out = {
             "image": item["image"],
             "landmarks": item["landmarks"],
             "domain": torch.tensor(self.labels[source], dtype=torch.long),
-            "reference": self.faces[(ref1, ref1_seed)]["image"],
+            "reference": reference["image"],
             "reference2": self.faces[(ref2, ref2_seed)]["image"],
             "target": torch.tensor(target, dtype=torch.long),
         }
+        if self.warp_targets:
+            from privlens.anonymize.warp import warp_reference
+
+            size = item["image"].shape[-1]
+            out["warp_target"] = warp_reference(
+                reference["image"], reference["landmarks"], item["landmarks"], size
+            ).clamp(0.0, 1.0)
+        return out
 
 
 class Stage2Sampler(Sampler[list[tuple[int, ...]]]):

@@ -61,6 +61,7 @@ def train_shipped_generator(
     weights: Path,
     overrides: list[str],
     commit: str | None = None,
+    config_file: Path = CONFIG,
 ) -> tuple[Path, dict[str, Any]]:
     """Train (or resume) the generator in ``work`` and write ``weights/generator_64.safetensors``
     plus its provenance; returns the file and the provenance record."""
@@ -71,7 +72,7 @@ def train_shipped_generator(
     from privlens.train.stage2_config import Stage2Config
 
     items = [f"data.root={data}", f"stage1.lens={lens}", f"stage1.heatmap_net={heatmap}", *overrides]
-    config = load_config(Stage2Config, CONFIG, items)
+    config = load_config(Stage2Config, config_file, items)
     began = time.perf_counter()
     result = run_stage2(config, work, resume=True)
     seconds = time.perf_counter() - began
@@ -90,8 +91,8 @@ def train_shipped_generator(
         "device": summary.get("device"),
         "amp": summary.get("amp"),
         "git_commit": commit or git_commit(REPO),
-        "recipe": RECIPE,
-        "config": "configs/shipped/stage2_64.yaml",
+        "recipe": RECIPE if config_file == CONFIG else f"{RECIPE} --config {_relative(config_file)}",
+        "config": _relative(config_file),
         "overrides": overrides,
         "stopped_by": summary.get("stopped_by"),
         "lens": {"file": Path(lens).name, "sha256": sha256_of(lens)},
@@ -111,6 +112,13 @@ def train_shipped_generator(
     )
     write_provenance(target, **provenance)
     return target, provenance
+
+
+def _relative(path: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _prepare_note(data: Path) -> str:
@@ -152,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heatmap", type=Path, default=None, help="U file (default: the shipped U)")
     parser.add_argument("--work", type=Path, default=Path("runs/shipped/gan"), help="run folder (resumable)")
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="where the bundle goes")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="recipe (default: stage2_64.yaml)")
     parser.add_argument("--max-seconds", type=float, default=None, help="time box (train.max_seconds)")
     parser.add_argument("--commit", default=None, help="git commit to record (default: git rev-parse)")
     parser.add_argument("--evaluate", action="store_true", help="add the dlib figures to the provenance")
@@ -180,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         target, provenance = train_shipped_generator(
-            data, lens, heatmap, args.work, args.weights, overrides, args.commit
+            data, lens, heatmap, args.work, args.weights, overrides, args.commit, args.config
         )
     except (ConfigError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
