@@ -2,6 +2,11 @@
 
     python benchmarks/eval_generator.py --generator RUN_OR_BUNDLE --data DIR [--lens LENS]
         [--heatmap U] [--references DIR] [--n 20] [--out FILE.md] [--weights ema|raw]
+    python benchmarks/eval_generator.py --backend warp --data DIR [--lens LENS --heatmap U]
+
+* ``--backend warp``: the same figures for the training-free warp backend (references warped
+  onto U's landmarks; references without a dlib face are skipped), the baseline a generator has
+  to beat; ``--lens``/``--heatmap`` default to the shipped lens and U.
 
 * ``--generator``: a ``generator.safetensors`` or a Stage II run folder. ``--lens`` and
   ``--heatmap`` default to the run folder's ``lens.safetensors`` and ``heatmap_net.safetensors``
@@ -26,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--generator", required=True, type=Path)
+    parser.add_argument("--generator", default=None, type=Path)
+    parser.add_argument("--backend", default="gan", choices=("gan", "warp"))
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--lens", default=None)
     parser.add_argument("--heatmap", default=None, type=Path)
@@ -37,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", default=0, type=int)
     parser.add_argument("--out", default=None, type=Path)
     args = parser.parse_args(argv)
+    if args.backend == "gan" and args.generator is None:
+        parser.error("--generator is required (or --backend warp)")
     torch.set_num_threads(1)
+    if args.backend == "warp":
+        return warp_baseline(args)
 
     from privlens.data.images import ImageFileError
     from privlens.eval.generator import check_generator, render_check
@@ -60,13 +70,44 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     check = check_generator(bundle, camera, net, sources, references, args.analysis_px, seed=args.seed)
-    text = render_check(check)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        args.out.with_suffix(".json").write_text(render_check(check, "json"))
+    _write(render_check(check), check, args.out)
     return 0
+
+
+def warp_baseline(args: argparse.Namespace) -> int:
+    from privlens.anonymize.models import heatmap_size
+    from privlens.anonymize.references import load_references
+    from privlens.data.images import ImageFileError
+    from privlens.eval.generator import check_warp_backend, render_check
+    from privlens.eval.job import load_sources
+    from privlens.models import ModelFileError, shipped_path
+    from privlens.optics.presets import make_camera
+    from privlens.train.checkpoint import load_heatmap_net
+
+    try:
+        lens = args.lens or str(shipped_path("lens"))
+        heatmap = args.heatmap or shipped_path("heatmap")
+        net = load_heatmap_net(heatmap)
+        size = heatmap_size(Path(heatmap)) or 64  # the size U was trained at
+        sources, _, _, _ = load_sources(args.data, size, args.n)
+        camera = make_camera(lens, size)
+        references = load_references(args.references or args.data / "train", size).references
+        check = check_warp_backend(camera, net, sources, references, args.analysis_px)
+    except (ModelFileError, ImageFileError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _write(render_check(check).replace("Stage II generator", "Warp backend", 1), check, args.out)
+    return 0
+
+
+def _write(text: str, check, out: Path | None) -> None:
+    from privlens.eval.generator import render_check
+
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        out.with_suffix(".json").write_text(render_check(check, "json"))
 
 
 if __name__ == "__main__":

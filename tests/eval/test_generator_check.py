@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,3 +56,31 @@ def test_a_copy_of_the_source_fails_identity_and_a_random_generator_fails_detect
         check_generator(_bundle(Generator(64, 64, 8, 32)), camera, u, faces[:, :, :32, :32], faces)
     with pytest.raises(ValueError, match="2 references"):
         check_generator(_bundle(Generator(64, 64, 8, 32)), camera, u, faces[:2], faces[:1])
+
+
+def test_warp_baseline_paints_the_references_not_the_source(lfw):
+    """The warp backend's figures: its outputs are reference pixels (two references give
+    different faces), it has no latent, and it needs two references with landmarks."""
+    from privlens.anonymize.references import prepare_reference
+    from privlens.eval.generator import check_warp_backend, warp_pairs
+
+    faces = F.interpolate(lfw[:6], size=(64, 64), mode="area").clamp(0, 1)
+    references = [prepare_reference(Path(f"r{i}.png"), face, 64) for i, face in enumerate(faces[2:])]
+    references = [r for r in references if not isinstance(r, str)]
+    assert len(references) >= 2
+    camera, u = make_camera("open", 64), HeatmapNet(width=8, depth=2)
+    out_a, out_b = warp_pairs(camera, u, faces[:2], references)
+    assert out_a.shape == out_b.shape == (2, 3, 64, 64)
+    # every output value lies within the range of its reference's values (a warp only resamples)
+    for i in range(2):
+        for out, shift in ((out_a, 0), (out_b, 1)):
+            ref = references[(i + shift) % len(references)].image
+            assert (
+                float(out[i].min()) >= float(ref.min()) - 1e-4
+                and float(out[i].max()) <= float(ref.max()) + 1e-4
+            )
+    check = check_warp_backend(camera, u, faces[:2], references)
+    assert check.latent_l1 is None and check.reference_l1 > 0.01 and check.n_references == len(references)
+    assert "two latents: n/a" in render_check(check)
+    with pytest.raises(ValueError, match="2 references"):
+        check_warp_backend(camera, u, faces[:2], references[:1])

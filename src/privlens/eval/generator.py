@@ -52,7 +52,7 @@ class GeneratorCheck:
     nme_output: float | None  # mean NME of the output's landmarks against the source's
     nme_mean_shape: float | None  # mean NME of the sources' own mean shape
     reference_l1: float
-    latent_l1: float
+    latent_l1: float | None  # None for a painter without latents (the warp backend)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -158,10 +158,60 @@ def check_generator(
     out_a, out_b, out_z1, out_z2 = generate_pairs(
         bundle, camera, heatmap_net, sources, references, domain, seed
     )
-    reference_l1 = float((out_a - out_b).abs().mean())
     latent_l1 = float((out_z1 - out_z2).abs().mean())
+    return score_outputs(sources, out_a, out_b, len(references), analysis_px, latent_l1)
 
-    big_sources, big_outputs = _upsample(sources.float().cpu(), analysis_px), _upsample(out_a, analysis_px)
+
+@torch.no_grad()
+def warp_pairs(
+    camera: torch.nn.Module, heatmap_net: torch.nn.Module, sources: torch.Tensor, references: list
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x̃_a, x̃_b)`` of the training-free warp backend, as ``privlens anonymize --backend warp``
+    paints them: reference ``i`` and ``i + 1`` (cyclically; :class:`privlens.anonymize.references.
+    Reference` items, with dlib landmarks) warped onto the landmarks U decodes from the capture."""
+    from privlens.anonymize.pipeline import heatmap_landmarks
+    from privlens.anonymize.warp import warp_reference
+
+    size = sources.shape[-1]
+    camera, heatmap_net = camera.eval(), heatmap_net.eval()
+    landmarks = heatmap_landmarks(heatmap_net(camera(sources).image), size)
+    outs: list[list[torch.Tensor]] = [[], []]
+    for i, target in enumerate(landmarks):
+        for shift, out in enumerate(outs):
+            reference = references[(i + shift) % len(references)]
+            out.append(warp_reference(reference.image, reference.landmarks, target, size))
+    return torch.stack(outs[0]), torch.stack(outs[1])
+
+
+def check_warp_backend(
+    camera: torch.nn.Module,
+    heatmap_net: torch.nn.Module,
+    sources: torch.Tensor,
+    references: list,
+    analysis_px: int = 160,
+) -> GeneratorCheck:
+    """The four figures for the warp backend (the training-free baseline a generator must beat);
+    it has no latent, so ``latent_l1`` is ``None``."""
+    if len(references) < 2:
+        raise ValueError(f"need at least 2 references with a dlib face, got {len(references)}")
+    out_a, out_b = warp_pairs(camera, heatmap_net, sources, references)
+    return score_outputs(sources, out_a, out_b, len(references), analysis_px, None)
+
+
+def score_outputs(
+    sources: torch.Tensor,
+    out_a: torch.Tensor,
+    out_b: torch.Tensor,
+    n_references: int,
+    analysis_px: int = 160,
+    latent_l1: float | None = None,
+) -> GeneratorCheck:
+    """The four figures from new faces ``out_a`` (reference a) and ``out_b`` (reference b) of
+    ``sources`` (all ``[N, 3, S, S]`` in [0, 1]); dlib runs at ``analysis_px``."""
+    reference_l1 = float((out_a - out_b).abs().mean())
+
+    big_sources = _upsample(sources.float().cpu(), analysis_px)
+    big_outputs = _upsample(out_a.float().cpu(), analysis_px)
     source_sides = [_dlib_side(image) for image in big_sources]
     output_sides = [_dlib_side(image) for image in big_outputs]
     both = [
@@ -182,8 +232,8 @@ def check_generator(
         )
     return GeneratorCheck(
         n_sources=len(sources),
-        n_references=len(references),
-        analysis_px=max(analysis_px, size),
+        n_references=n_references,
+        analysis_px=max(analysis_px, int(sources.shape[-1])),
         detected=float(np.mean([side[0] is not None for side in output_sides])),
         detected_sources=float(np.mean([side[0] is not None for side in source_sides])),
         n_pairs=len(both),
