@@ -292,6 +292,7 @@ def run_demo(
     settings = AttackSettings(
         rl_iterations=scale.rl_iterations,
         inversion=InversionTraining(steps=scale.inversion_steps, width=8, depth=3),
+        hybrid=False,  # rl+inversion would add about a minute per lens; `privlens attack` runs it
     )
     attack_faces, evaluated = held_out_first(data, scale.attack_faces)
     attacks = run_attack_job(

@@ -6,7 +6,13 @@ import torch
 from privlens.attacks.capture import CaptureNoise, sensor_captures
 from privlens.attacks.deconvolution import wiener_deconvolve
 from privlens.attacks.identity import OriginalBoxIdentity
-from privlens.attacks.inversion import InversionTraining, InversionUNet, invert, train_inversion
+from privlens.attacks.inversion import (
+    InversionTraining,
+    InversionUNet,
+    invert,
+    train_inversion,
+    train_inversion_on_pairs,
+)
 from privlens.attacks.job import embedded_faces, split_faces
 from privlens.attacks.suite import (
     AttackSettings,
@@ -47,6 +53,7 @@ def test_open_lens_is_identified_and_every_figure_states_its_n(faces):
         "blind-wiener",
         "blind-rl",
         "inversion",
+        "rl+inversion",
     }
     for attack, scores in result.scores.items():
         assert scores["faces"] >= 5, attack
@@ -112,6 +119,31 @@ def test_learned_inversion_improves_over_the_raw_capture(faces):
     captures = sensor_captures(camera, evaluation)
     recovered = invert(model, captures)
     assert float(psnr(recovered, evaluation).mean()) > float(psnr(captures, evaluation).mean()) + 1.0
+
+
+def test_hybrid_attack_improves_on_its_richardson_lucy_input(faces):
+    """rl+inversion: a U-Net trained on the attacker's own RL outputs recovers more than RL alone;
+    asking for the hybrid alone also runs (and scores) its RL stage."""
+    attacker, evaluation = split_faces(faces[:40], 10)
+    settings = AttackSettings(
+        attacks=("rl+inversion",),
+        rl_max_iterations=30,
+        inversion=InversionTraining(steps=80, width=8, batch_size=8, check_every=20, patience=4),
+        hybrid_copies=2,
+    )
+    result = attack_lens("defocus", make_camera("defocus", 64), attacker, evaluation, settings)
+    assert set(result.scores) == {"none", "richardson-lucy", "rl+inversion"}
+    assert result.scores["rl+inversion"]["psnr"] > result.scores["richardson-lucy"]["psnr"] + 0.3
+    assert "Richardson–Lucy outputs" in result.choices["rl+inversion"].note
+    off = AttackSettings(
+        attacks=("rl+inversion",), rl_max_iterations=10, inversion=settings.inversion, hybrid=False
+    )
+    assert (
+        "rl+inversion"
+        not in attack_lens("defocus", make_camera("defocus", 64), attacker, evaluation, off).scores
+    )
+    with pytest.raises(ValueError, match="shape"):
+        train_inversion_on_pairs(torch.rand(4, 3, 16, 16), torch.rand(4, 3, 8, 8))
 
 
 def test_lowres_attacks_are_bicubic_and_inversion(faces):

@@ -16,7 +16,14 @@ from torch import nn
 from privlens.attacks.capture import DEFAULT_NOISE, CaptureNoise, stored
 from privlens.optics.camera import Camera
 
-__all__ = ["InversionTraining", "InversionUNet", "augment", "invert", "train_inversion"]
+__all__ = [
+    "InversionTraining",
+    "InversionUNet",
+    "augment",
+    "invert",
+    "train_inversion",
+    "train_inversion_on_pairs",
+]
 
 
 def _block(channels_in: int, channels_out: int) -> nn.Sequential:
@@ -118,27 +125,66 @@ def train_inversion(
     attacker's held-out ``(captures, originals)`` for early stopping and picking the best weights.
     ``progress(step, loss)`` is called every step when given.
     """
-    from privlens.eval.quality import psnr
-
     settings = settings or InversionTraining()
     generator = torch.Generator().manual_seed(settings.seed)
-    torch.manual_seed(settings.seed)
     device = images.device
-    model = InversionUNet(images.shape[1], settings.width, settings.depth).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.steps)
     camera = camera.eval()
     with torch.no_grad():
         psf = camera.psf()
-    best_psnr, best_state, stale = float("-inf"), None, 0
-    self_check = validation is not None
-    model.train()
-    for step in range(settings.steps):
+
+    def batch_of(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.randint(0, images.shape[0], (settings.batch_size,), generator=generator)
         batch = augment(images[index.to(device)], generator)
         with torch.no_grad():
-            captures = stored(camera, camera.image(batch, psf), settings.noise, generator)
-        loss = F.l1_loss(model(captures), batch)
+            return stored(camera, camera.image(batch, psf), settings.noise, generator), batch
+
+    return _fit(images.shape[1], device, batch_of, settings, progress, validation)
+
+
+def train_inversion_on_pairs(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    settings: InversionTraining | None = None,
+    progress=None,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> InversionUNet:
+    """Train an :class:`InversionUNet` from ``inputs`` to ``targets`` (both ``[N, 3, H, W]``):
+    fixed pairs, e.g. the attacker's own captures after a deconvolution (the hybrid attack of
+    :mod:`privlens.attacks.suite`, where deconvolving fresh captures every step would cost more
+    than the training). Batches are drawn uniformly; early stopping as :func:`train_inversion`."""
+    if inputs.shape != targets.shape or inputs.dim() != 4:
+        raise ValueError(
+            f"inputs and targets must share one [N, 3, H, W] shape, got {tuple(inputs.shape)} "
+            f"and {tuple(targets.shape)}"
+        )
+    settings = settings or InversionTraining()
+    generator = torch.Generator().manual_seed(settings.seed)
+
+    def batch_of(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(0, inputs.shape[0], (settings.batch_size,), generator=generator)
+        index = index.to(inputs.device)
+        return inputs[index], targets[index]
+
+    return _fit(inputs.shape[1], inputs.device, batch_of, settings, progress, validation)
+
+
+def _fit(channels, device, batch_of, settings: InversionTraining, progress, validation) -> InversionUNet:
+    """The training loop: L1, Adam with cosine decay over ``settings.steps``, a validation PSNR
+    check every ``check_every`` steps, stop after ``patience`` checks without a 0.01 dB gain,
+    keep the best weights."""
+    from privlens.eval.quality import psnr
+
+    torch.manual_seed(settings.seed)
+    model = InversionUNet(channels, settings.width, settings.depth).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.steps)
+    best_psnr, best_state, stale = float("-inf"), None, 0
+    self_check = validation is not None
+    model.train()
+    step = -1
+    for step in range(settings.steps):
+        inputs, targets = batch_of(step)
+        loss = F.l1_loss(model(inputs), targets)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

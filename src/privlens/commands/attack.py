@@ -47,6 +47,10 @@ def attack(
     read_noise: float | None = typer.Option(None, hidden=True),
     quantise: bool = typer.Option(True, hidden=True),
     blind: bool = typer.Option(True, help="Also run the blind attacker (PSF from a calibration target)."),
+    hybrid: bool = typer.Option(
+        True,
+        help="Also run rl+inversion: Richardson–Lucy, then a U-Net trained on the attacker's RL outputs.",
+    ),
     identity: bool = typer.Option(True, help="Measure dlib identity distance and re-identification."),
 ) -> None:
     """Attack captures with Wiener, Richardson–Lucy, bicubic (low-res) and a learned inversion."""
@@ -108,6 +112,7 @@ def attack(
         else None,
         noise=noise,
         blind=blind,
+        hybrid=hybrid,
     )
     try:
         with StepProgress("attacking") as step:
