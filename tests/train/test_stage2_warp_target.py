@@ -99,3 +99,39 @@ def test_a_few_steps_pull_the_output_towards_the_warp_target(faces_two_domains, 
 def test_negative_weight_is_refused(faces_two_domains, heatmap_file):  # noqa: F811
     with pytest.raises(ConfigError, match="loss.lambda_warp"):
         small_config(faces_two_domains, heatmap_file, "loss.lambda_warp=-1")
+
+
+def test_heatmap_geometry_warps_onto_the_landmarks_u_decodes(faces_two_domains, heatmap_file):  # noqa: F811
+    from privlens.anonymize.pipeline import heatmap_landmarks
+
+    config = small_config(faces_two_domains, heatmap_file, "loss.lambda_warp=5", "loss.warp_geometry=heatmap")
+    parts, optimizers, batch = build(config)
+    data = Stage2Faces(config.data.root, config.data.image_size, augment=False, warp_targets=True)
+    batch = dict(
+        batch, reference_landmarks=torch.stack([data.faces[2]["landmarks"], data.faces[3]["landmarks"]])
+    )
+    _, heat = stage2.frozen_views(parts, batch["image"])
+    targets = stage2.heatmap_warp_targets(batch, heat)
+    decoded = heatmap_landmarks(heat, 32)
+    for i in range(2):
+        expected = warp_reference(batch["reference"][i], batch["reference_landmarks"][i], decoded[i], 32)
+        torch.testing.assert_close(targets[i], expected.clamp(0, 1))
+    # not the labels' geometry: the source's own landmarks give another target
+    labels = warp_reference(batch["reference"][0], batch["reference_landmarks"][0], batch["landmarks"][0], 32)
+    assert float((targets[0] - labels).abs().mean()) > 1e-3
+    out = stage2.scalars(stage2.train_iteration(parts, optimizers, batch, 0, config))  # no warp_target needed
+    assert out["g_ref/warp"] > 0
+    with pytest.raises(ConfigError, match="loss.warp_geometry"):
+        small_config(faces_two_domains, heatmap_file, "loss.warp_geometry=dlib")
+
+
+def test_resume_accepts_a_key_added_later_at_its_default():
+    from privlens.train.config import to_dict
+    from privlens.train.stage2_config import Stage2Config
+
+    current = to_dict(Stage2Config())
+    older = {**current, "loss": {k: v for k, v in current["loss"].items() if k != "warp_geometry"}}
+    stage2._check_resumable(older, current)  # an older checkpoint without the key
+    changed = {**current, "loss": {**current["loss"], "warp_geometry": "heatmap"}}
+    with pytest.raises(ConfigError, match="loss.warp_geometry"):
+        stage2._check_resumable(older, changed)

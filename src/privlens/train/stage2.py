@@ -324,6 +324,22 @@ def camera_heatmaps(parts: Stage2Parts, images: torch.Tensor) -> torch.Tensor:
     return heat.float()
 
 
+def heatmap_warp_targets(batch: dict[str, torch.Tensor], heat: torch.Tensor) -> torch.Tensor:
+    """The warp targets of ``loss.warp_geometry: heatmap``: each reference warped onto the
+    landmarks U decodes from the source's capture (as the warp backend paints at inference)."""
+    from privlens.anonymize.pipeline import heatmap_landmarks
+    from privlens.anonymize.warp import warp_reference
+
+    size = batch["reference"].shape[-1]
+    landmarks = heatmap_landmarks(heat.float(), size).cpu()
+    references, reference_landmarks = batch["reference"].float().cpu(), batch["reference_landmarks"].cpu()
+    targets = [
+        warp_reference(image, points, target, size).clamp(0.0, 1.0)
+        for image, points, target in zip(references, reference_landmarks, landmarks, strict=True)
+    ]
+    return torch.stack(targets).to(heat.device)
+
+
 def train_iteration(
     parts: Stage2Parts,
     optimizers: dict[str, torch.optim.Optimizer],
@@ -407,7 +423,12 @@ def train_iteration(
                 cyc = L.cycle(capture, reconstruction)
             warp = fake.new_zeros((), dtype=torch.float32)
             if lo.lambda_warp > 0 and kind == "ref":
-                warp = L.warp_target(fake, batch["warp_target"])
+                target = (
+                    batch["warp_target"]
+                    if lo.warp_geometry == "labels"
+                    else heatmap_warp_targets(batch, heat)
+                )
+                warp = L.warp_target(fake, target)
             perceptual = fake.new_zeros((), dtype=torch.float32)
             if parts.perceptual is not None and lo.lambda_lpips > 0 and kind == "ref":
                 perceptual = parts.perceptual(ref, fake).mean()
@@ -482,6 +503,9 @@ def _check_resumable(saved: dict[str, Any], current: dict[str, Any]) -> None:
         return out
 
     a, b = flat(saved), flat(current)
+    # a key this version added (absent from an older checkpoint) is fine at its default value
+    defaults = flat(to_dict(Stage2Config()))
+    a.update({k: defaults[k] for k in b if k not in a and k in defaults})
     differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
     if differing:
         k = differing[0]

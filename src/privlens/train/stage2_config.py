@@ -65,6 +65,10 @@ class Stage2LossConfig:
     # reference warped onto the source's landmarks (privlens.anonymize.warp), a pseudo-pair target
     # made of the reference's pixels at the source's geometry; it never holds a source pixel.
     lambda_warp: float = 0.0
+    # Whose landmarks the warp target takes: "labels", the source's own (dlib, augmented with the
+    # image: the geometry the output should have), or "heatmap", those U decodes from the capture
+    # (the geometry the warp backend uses at inference; G can reproduce it from its input m).
+    warp_geometry: Literal["labels", "heatmap"] = "labels"
     lpips_net: Literal["alex", "vgg"] = "alex"
     lpips_weights: str | None = None  # torchvision ImageNet backbone file (or $PRIVLENS_LPIPS_BACKBONE)
     # A stand-in chosen by name when the real LPIPS is unavailable. "random-backbone": LPIPS's
@@ -157,6 +161,13 @@ class Stage2Config:
             checks.append((getattr(self.loss, name) >= 0, f"loss.{name}", "must be >= 0"))
         for every in ("log_every", "image_every", "checkpoint_every"):
             checks.append((getattr(self.train, every) >= 1, f"train.{every}", "must be at least 1"))
+        checks.append(
+            (
+                self.loss.warp_geometry in ("labels", "heatmap"),
+                "loss.warp_geometry",
+                "must be labels or heatmap",
+            )
+        )
         for ok, key, message in checks:
             if not ok:
                 raise ValueError(f"{key} {message}")

@@ -9,9 +9,10 @@ Every item of a step is the source ``x`` (with its landmarks and domain) and two
 ``r``, ``r2`` of a target domain ``t`` drawn uniformly, the references drawn uniformly within
 ``t``. With ``warp_targets`` an item also holds ``warp_target``: the first reference warped onto
 the source's (augmented) landmarks (:func:`privlens.anonymize.warp.warp_reference`), the target
-of the ``lambda_warp`` loss. Sources follow :class:`privlens.train.data.StepBatchSampler`;
-targets, references and all augmentation draws are functions of ``(seed, step, rank, position)``,
-so a resumed run sees what an uninterrupted one sees.
+of the ``lambda_warp`` loss, and that reference's landmarks, ``reference_landmarks``. Sources
+follow :class:`privlens.train.data.StepBatchSampler`; targets, references and all augmentation
+draws are functions of ``(seed, step, rank, position)``, so a resumed run sees what an
+uninterrupted one sees.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class Stage2Faces(Dataset):
             out["warp_target"] = warp_reference(
                 reference["image"], reference["landmarks"], item["landmarks"], size
             ).clamp(0.0, 1.0)
+            out["reference_landmarks"] = reference["landmarks"]
         return out
 
 
