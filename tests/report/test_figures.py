@@ -47,3 +47,28 @@ def test_report_states_n_and_measured_seconds(tmp_path):
     note = mechanics_note(json.loads((tmp_path / "summary.json").read_text()), {"train": 2})
     assert "123 s" in note and "600 Stage I steps" in note and "2 embedded faces" in note
     assert "a minute" not in note
+
+
+def test_report_shows_the_generator_figures_beside_the_warp_baseline(tmp_path):
+    check = {
+        "n_sources": 20,
+        "n_pairs": 19,
+        "analysis_px": 160,
+        "detected": 0.9,
+        "identity": 0.8,
+        "geometry": 1.1,
+        "reference_l1": 0.2,
+        "passes": {"detected": True, "identity": False, "geometry": False, "reference_l1": True},
+    }
+    warp = dict(check, identity=1.0, geometry=0.88, passes=dict(check["passes"], identity=True))
+    record = {"steps": 1200, "seconds": 7200.0, "heldout_check": check, "warp_baseline": warp}
+    (tmp_path / "shipped-lens").mkdir()
+    (tmp_path / "shipped-lens" / "provenance.json").write_text(json.dumps({"generator": record}))
+    page = build_page(tmp_path)
+    [section] = [s for s in page.sections if s.title == "Stage II generator on held-out faces"]
+    rows = {row["figure"]: row for row in section.tables[0].rows}
+    identity = rows["identity distance to the source > 0.6"]
+    assert identity["generator"] == "0.80 (not met)" and identity["warp backend"] == "1.00 (met)"
+    assert "N = 20 held-out faces (19 with" in section.tables[0].caption
+    (tmp_path / "shipped-lens" / "provenance.json").write_text(json.dumps({"lens": {"steps": 1}}))
+    assert not any(s.title == "Stage II generator on held-out faces" for s in build_page(tmp_path).sections)
