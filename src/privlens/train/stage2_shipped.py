@@ -130,7 +130,8 @@ def _prepare_note(data: Path) -> str:
 
 
 def evaluate_into_provenance(target: Path, data: Path, lens: Path, heatmap: Path) -> dict[str, Any]:
-    """Compute the four figures (dlib) on ``data/val`` and add them to the provenance JSON."""
+    """Compute the four figures (dlib) on ``data/val`` and add them to the provenance JSON, with
+    the warp backend's on the same faces (``warp_baseline``, the bar a generator has to clear)."""
     from privlens.eval.generator import check_generator
     from privlens.eval.job import load_sources
     from privlens.models import read_provenance, write_provenance
@@ -144,8 +145,18 @@ def evaluate_into_provenance(target: Path, data: Path, lens: Path, heatmap: Path
     check = check_generator(
         bundle, make_camera(str(lens), bundle.image_size), load_heatmap_net(heatmap), sources, references
     )
+    from privlens.anonymize.references import load_references
+    from privlens.eval.generator import check_warp_backend
+
+    warp = check_warp_backend(
+        make_camera(str(lens), bundle.image_size),
+        load_heatmap_net(heatmap),
+        sources,
+        load_references(Path(data) / "train", bundle.image_size).references,
+    )
     record = read_provenance(target)
     record["heldout_check"] = check.to_dict() | {"data": str(data), "sources": "val split"}
+    record["warp_baseline"] = warp.to_dict() | {"painter": "warp backend, behind the same lens and U"}
     write_provenance(target, **{k: v for k, v in record.items() if k not in ("file", "sha256", "bytes")})
     return record["heldout_check"]
 
