@@ -26,7 +26,7 @@ def attack(
     size: int = typer.Option(64, help="Image side in pixels (divisible by 8)."),
     evaluation_count: int = typer.Option(20, help="Faces evaluated (the first ones)."),
     inversion_steps: int = typer.Option(
-        3000, help="Most training steps of the learned inversion; it stops earlier when converged (0: skip)."
+        6000, help="Most training steps of the learned inversion; it stops earlier when converged (0: skip)."
     ),
     inversion_width: int = typer.Option(16, help="U-Net width of the learned inversion."),
     rl_max_iterations: int = typer.Option(
