@@ -128,3 +128,32 @@ def test_register_adds_an_entry(monkeypatch):
     monkeypatch.setattr(registry, "SHIPPED", dict(SHIPPED))
     entry = register(ShippedModel("g", "generator", "generator_64.safetensors"))
     assert registry.shipped("g") is entry and "g" not in SHIPPED
+
+
+def test_shipped_generator_resolves_only_behind_its_own_lens_and_u(tmp_path, monkeypatch):
+    import shutil
+
+    from privlens.anonymize.models import resolve_models
+    from privlens.anonymize.pipeline import AnonymizeError
+
+    for name in ("lens", "heatmap"):
+        model = SHIPPED[name]
+        shutil.copy(model.path, tmp_path / model.file)
+        shutil.copy(model.provenance_path, tmp_path / model.provenance_path.name)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(AnonymizeError, match="generator.*not in this installation"):
+        resolve_models(None, None, None, "shipped")
+    generator = tmp_path / "generator_64.safetensors"
+    generator.write_bytes(b"a generator bundle stand-in")
+    behind = {k: {"sha256": read_provenance(SHIPPED[k].path)["sha256"]} for k in ("lens", "heatmap")}
+    write_provenance(generator, **(FIELDS | {"kind": "generator"}), **behind)
+    models = resolve_models(None, None, None, "shipped")
+    assert models.generator == generator and models.backend == "gan"
+    assert resolve_models(None, None, None, None).generator is None  # the default stays warp
+    with pytest.raises(AnonymizeError, match="behind the shipped lens and U"):
+        resolve_models(None, "defocus", None, "shipped")
+    write_provenance(
+        generator, **(FIELDS | {"kind": "generator"}), lens={"sha256": "0" * 64}, heatmap=behind["heatmap"]
+    )
+    with pytest.raises(AnonymizeError, match="trained behind another lens"):
+        resolve_models(None, None, None, "shipped")

@@ -9,7 +9,8 @@ Run folders:
 
 Explicit ``lens`` / ``heatmap`` / ``generator`` arguments override the files of a run folder.
 Without a run folder or files, the default models shipped with privlens
-(:mod:`privlens.models`: lens and U) are used, with the warp backend.
+(:mod:`privlens.models`: lens and U) are used, with the warp backend; ``generator="shipped"``
+uses the shipped Stage II generator behind them (the lens and U it was trained with).
 
 Sizes: the lens file, U and the generator each record the image side they were trained at;
 models of different sizes are refused with every size named (:func:`model_sizes`).
@@ -31,6 +32,7 @@ LENS_FILE = "lens.safetensors"
 HEATMAP_FILE = "heatmap_net.safetensors"
 GENERATOR_FILE = "generator.safetensors"
 WARP = "warp"
+SHIPPED = "shipped"
 DEFAULT_SIZE = 256
 
 
@@ -72,8 +74,13 @@ def resolve_models(
                     "training-free backend, or use a Stage II run folder"
                 )
             generator = str(run / GENERATOR_FILE)
-    if run is None and lens is None and heatmap is None and generator in (None, WARP):
-        return shipped_models()
+    if run is None and lens is None and heatmap is None and generator in (None, WARP, SHIPPED):
+        return shipped_models(with_generator=generator == SHIPPED)
+    if generator == SHIPPED:
+        raise AnonymizeError(
+            "--generator shipped works only behind the shipped lens and U it was trained with: "
+            "leave out --run, --lens and --heatmap"
+        )
     missing = [
         name
         for name, value in (("--lens", lens), ("--heatmap", heatmap), ("--generator", generator))
@@ -86,14 +93,27 @@ def resolve_models(
     return ModelPaths(str(lens), Path(heatmap), None if generator == WARP else Path(generator))
 
 
-def shipped_models() -> ModelPaths:
-    """The shipped default lens and U (:mod:`privlens.models`) with the warp backend."""
-    from privlens.models import ModelFileError, shipped_path
+def shipped_models(with_generator: bool = False) -> ModelPaths:
+    """The shipped default lens and U (:mod:`privlens.models`) with the warp backend, or with the
+    shipped generator (``with_generator``; its provenance must name these lens and U files)."""
+    from privlens.models import ModelFileError, shipped_path, shipped_provenance
 
     try:
-        return ModelPaths(str(shipped_path("lens")), shipped_path("heatmap"), None)
+        lens, heatmap = shipped_path("lens"), shipped_path("heatmap")
+        if not with_generator:
+            return ModelPaths(str(lens), heatmap, None)
+        generator = shipped_path("generator")
+        record = shipped_provenance("generator")
     except (ModelFileError, ValueError) as error:
         raise AnonymizeError(f"no models given (--run, or --lens and --heatmap) and {error}") from error
+    for kind, path in (("lens", lens), ("heatmap", heatmap)):
+        trained_behind = (record.get(kind) or {}).get("sha256")
+        if trained_behind != shipped_provenance(kind).get("sha256"):
+            raise AnonymizeError(
+                f"the shipped generator was trained behind another {kind} ({trained_behind}) than the "
+                f"shipped {path.name}; retrain it (python -m privlens.train.stage2_shipped)"
+            )
+    return ModelPaths(str(lens), heatmap, generator)
 
 
 def heatmap_size(path: Path) -> int | None:

@@ -19,7 +19,11 @@ def anonymize(
     lens: str | None = typer.Option(None, "--lens", "-l", help="Lens file or preset; overrides --run."),
     heatmap: Path | None = typer.Option(None, "--heatmap", help="Heatmap network U (.safetensors)."),
     generator: str | None = typer.Option(
-        None, "--generator", "-g", help="Generator bundle (generator.safetensors), or 'warp' (no GAN)."
+        None,
+        "--generator",
+        "-g",
+        help="Generator bundle (generator.safetensors), 'shipped' (the shipped generator, behind the shipped "
+        "lens and U), or 'warp' (no GAN).",
     ),
     reference: Path | None = typer.Option(
         None, "--reference", "-r", help="Reference face image or folder whose identities are borrowed."
