@@ -66,6 +66,7 @@ register(ShippedModel("heatmap", "heatmap", "heatmap_64.safetensors", "U trained
 register(ShippedModel("heatmap-clean", "heatmap", "heatmap_clean_64.safetensors", "U on clean faces, 64 px"))
 register(ShippedModel("lens", "lens", "lens_64.safetensors", "Stage I learned lens (Eqs. 4-6), 64 px"))
 register(ShippedModel("lens-robust", "lens", "lens_robust_64.safetensors", "Stage I robust lens, 64 px"))
+register(ShippedModel("heatmap-robust", "heatmap", "heatmap_robust_64.safetensors", "U through lens-robust"))
 register(
     ShippedModel(
         "generator", "generator", "generator_64.safetensors", "Stage II generator (G, S, F; EMA + raw), 64 px"
