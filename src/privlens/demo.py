@@ -274,7 +274,15 @@ def run_demo(
         learned_run, clean_u = shipped.run_dir, shipped_path("heatmap-clean")
         stage1["shipped"] = shipped.summary
     say(f"Stage I: the low-resolution baseline ({scale.lowres_steps} steps)")
-    lowres = _stage1("lowres", data, out / "stage1-lowres", scale.lowres_steps, f"net.pretrained={clean_u}")
+    # cosine decay: held-out NME 5.66 % against 6.30 % at a constant lr (3 seeds each, N = 20; RESULTS)
+    lowres = _stage1(
+        "lowres",
+        data,
+        out / "stage1-lowres",
+        scale.lowres_steps,
+        f"net.pretrained={clean_u}",
+        "train.lr_schedule=cosine",
+    )
     stage1["lowres"] = lowres.summary
     lap("stage I")
 
