@@ -107,7 +107,7 @@ def shipped_stage1(out: Path) -> ShippedStage1:
 
     Raises :class:`privlens.models.ModelFileError` when this installation lacks them."""
     from privlens.files import atomic_copy
-    from privlens.models import shipped_path, shipped_provenance
+    from privlens.models import shipped, shipped_path, shipped_provenance
 
     run = out / SHIPPED_RUN
     run.mkdir(parents=True, exist_ok=True)
@@ -115,6 +115,8 @@ def shipped_stage1(out: Path) -> ShippedStage1:
     atomic_copy(shipped_path("heatmap"), run / "heatmap_net.safetensors")
     lens, heatmap = shipped_provenance("lens"), shipped_provenance("heatmap")
     provenance = {"lens": lens, "heatmap": heatmap}
+    if shipped("generator").available():  # its held-out figures (and the warp baseline's) for the report
+        provenance["generator"] = shipped_provenance("generator")
     atomic_write_text(run / "provenance.json", json.dumps(provenance, indent=2))
     metrics = heatmap.get("metrics") or {}
     summary = {
