@@ -94,26 +94,40 @@ def resolve_models(
 
 
 def shipped_models(with_generator: bool = False) -> ModelPaths:
-    """The shipped default lens and U (:mod:`privlens.models`) with the warp backend, or with the
-    shipped generator (``with_generator``; its provenance must name these lens and U files)."""
+    """The shipped default lens and U (:mod:`privlens.models`) with the warp backend, or the
+    shipped generator (``with_generator``) behind the shipped lens and U its provenance names by
+    hash (a generator only works behind the camera and U it was trained with)."""
     from privlens.models import ModelFileError, shipped_path, shipped_provenance
 
     try:
-        lens, heatmap = shipped_path("lens"), shipped_path("heatmap")
         if not with_generator:
-            return ModelPaths(str(lens), heatmap, None)
+            return ModelPaths(str(shipped_path("lens")), shipped_path("heatmap"), None)
         generator = shipped_path("generator")
         record = shipped_provenance("generator")
+        behind = {
+            kind: _shipped_with_hash(kind, (record.get(kind) or {}).get("sha256"))
+            for kind in ("lens", "heatmap")
+        }
     except (ModelFileError, ValueError) as error:
         raise AnonymizeError(f"no models given (--run, or --lens and --heatmap) and {error}") from error
-    for kind, path in (("lens", lens), ("heatmap", heatmap)):
-        trained_behind = (record.get(kind) or {}).get("sha256")
-        if trained_behind != shipped_provenance(kind).get("sha256"):
-            raise AnonymizeError(
-                f"the shipped generator was trained behind another {kind} ({trained_behind}) than the "
-                f"shipped {path.name}; retrain it (python -m privlens.train.stage2_shipped)"
-            )
-    return ModelPaths(str(lens), heatmap, generator)
+    return ModelPaths(str(behind["lens"]), behind["heatmap"], generator)
+
+
+def _shipped_with_hash(kind: str, digest: str | None) -> Path:
+    """The shipped model of ``kind`` whose file has SHA-256 ``digest`` (hash checked)."""
+    from privlens.models import SHIPPED, shipped_path, shipped_provenance
+
+    for model in SHIPPED.values():
+        if (
+            model.kind == kind
+            and model.available()
+            and shipped_provenance(model.name).get("sha256") == digest
+        ):
+            return shipped_path(model.name)
+    raise AnonymizeError(
+        f"the shipped generator was trained behind a {kind} ({digest}) that is not among the shipped "
+        "models; retrain it (python -m privlens.train.stage2_shipped)"
+    )
 
 
 def heatmap_size(path: Path) -> int | None:

@@ -91,7 +91,10 @@ def train_shipped_generator(
         "device": summary.get("device"),
         "amp": summary.get("amp"),
         "git_commit": commit or git_commit(REPO),
-        "recipe": RECIPE if config_file == CONFIG else f"{RECIPE} --config {_relative(config_file)}",
+        "recipe": RECIPE
+        if config_file == CONFIG
+        else f"python -m privlens.train.stage2_shipped --config {_relative(config_file)} "
+        + " ".join(o for o in overrides if not o.startswith("train.max_seconds=")),
         "config": _relative(config_file),
         "overrides": overrides,
         "stopped_by": summary.get("stopped_by"),
