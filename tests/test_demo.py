@@ -210,6 +210,7 @@ def test_sweep_command(demo_dir, tmp_path):
             "3",
             "--attacker-count",
             "6",
+            "--no-hybrid",  # rl+inversion has its own tests (tests/attacks) and is slow here
         ],
     )
     assert result.exit_code == 0, result.output

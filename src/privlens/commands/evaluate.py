@@ -103,6 +103,9 @@ def sweep(
         None, help="Read noise, electrons RMS (default: the lens's, 2.5)."
     ),
     bit_depth: int | None = typer.Option(None, help="ADC bits of the captures (default: the lens's, 10)."),
+    hybrid: bool = typer.Option(
+        True, help="Include the hybrid attack rl+inversion (Richardson–Lucy, then a U-Net on its outputs)."
+    ),
 ) -> None:
     """Identity distance after the strongest attack against landmark error, one point per lens."""
     from privlens.anonymize.models import load_heatmap
@@ -157,7 +160,7 @@ def sweep(
     truth = torch.stack([item["landmarks"] for item in items])
     with StepProgress("sweeping") as step:
         points = run_sweep(
-            cameras, nets, attacker_images, images, truth, out, sweep_settings(noise), progress=step
+            cameras, nets, attacker_images, images, truth, out, sweep_settings(noise, hybrid), progress=step
         )
     say(to_markdown([p.__dict__ for p in points]))
     say(f"wrote {out / 'sweep.png'} and {out / 'sweep.csv'}")

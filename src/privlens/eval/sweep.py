@@ -45,11 +45,13 @@ from privlens.report.tables import write_tables  # noqa: E402
 from privlens.train.metrics import landmark_nme  # noqa: E402
 
 
-def sweep_settings(noise: CaptureNoise = DEFAULT_NOISE) -> AttackSettings:
-    """The sweep's attack suite: every attack, a CPU-sized inversion network (early stopped)."""
+def sweep_settings(noise: CaptureNoise = DEFAULT_NOISE, hybrid: bool = True) -> AttackSettings:
+    """The sweep's attack suite: every attack, a CPU-sized inversion network (early stopped);
+    ``hybrid`` includes ``rl+inversion``."""
     return AttackSettings(
         inversion=InversionTraining(steps=600, batch_size=8, width=8, check_every=50, patience=4),
         noise=noise,
+        hybrid=hybrid,
     )
 
 
