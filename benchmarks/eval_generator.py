@@ -96,7 +96,7 @@ def warp_baseline(args: argparse.Namespace) -> int:
     except (ModelFileError, ImageFileError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    _write(render_check(check).replace("Stage II generator", "Warp backend", 1), check, args.out)
+    _write(render_check(check, painter="Warp backend"), check, args.out)
     return 0
 
 

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     embeddings = np.stack([sides[i][1] for i in found])
     pairs = np.linalg.norm(embeddings[:, None] - embeddings[None], axis=-1)[np.triu_indices(len(found), 1)]
     reference_sides = [
-        _dlib_side(image) for image in _upsample(torch.stack([r.image for r in references]), 160)
+        _dlib_side(image) for image in _upsample(torch.stack([r.image for r in references]), args.analysis_px)
     ]
     reference_embeddings = np.stack([side[1] for side in reference_sides if side[1] is not None])
     cross = np.linalg.norm(embeddings[:, None] - reference_embeddings[None], axis=-1).ravel()

@@ -27,6 +27,9 @@ def test_item_warps_the_first_reference_onto_the_source_landmarks(faces_two_doma
     wrong = warp_reference(other["image"], other["landmarks"], item["landmarks"], 32)
     assert float((item["warp_target"] - wrong).abs().mean()) > 0.02  # the first reference, not r2
     assert "warp_target" not in Stage2Faces(faces_two_domains, 32, augment=False)[KEY]
+    heatmap = Stage2Faces(faces_two_domains, 32, crop_p=0.0, warp_targets=True, warp_geometry="heatmap")[KEY]
+    assert "warp_target" not in heatmap  # the training loop warps onto U's landmarks instead
+    torch.testing.assert_close(heatmap["reference_landmarks"], reference["landmarks"])
 
 
 def test_warp_target_holds_no_source_pixel(faces_two_domains, monkeypatch):  # noqa: F811

@@ -359,10 +359,10 @@ def attack_lens(
     rl_steps = int(choices["richardson-lucy"].value) if "richardson-lucy" in choices else 0
     if settings.inversion is not None and settings.hybrid and settings.runs("rl+inversion") and rl_steps >= 1:
         say(f"{name}: the hybrid attack (Richardson–Lucy, then a U-Net on the attacker's RL outputs)")
-        model, choices["rl+inversion"] = _train_hybrid(
-            camera, psf, tune, own_captures, own, rl_steps, settings
-        )
         deconvolve = attacks["richardson-lucy"]
+        model, choices["rl+inversion"] = _train_hybrid(
+            camera, psf, deconvolve, tune, own_captures, own, rl_steps, settings
+        )
         attacks["rl+inversion"] = lambda y: invert(model, _in_chunks(deconvolve, y))
     recovered, scores, per_image = {}, {}, {}
     for attack, recover in attacks.items():
@@ -383,18 +383,18 @@ def _in_chunks(recover: Callable[[torch.Tensor], torch.Tensor], images: torch.Te
 def _train_hybrid(
     camera: Camera,
     psf: torch.Tensor,
+    deconvolve: Callable[[torch.Tensor], torch.Tensor],
     tune: torch.Tensor,
     own_captures: torch.Tensor,
     own: torch.Tensor,
     rl_steps: int,
     settings: AttackSettings,
 ):
-    """The U-Net of ``rl+inversion``: trained on (RL(capture), original) pairs of
+    """The U-Net of ``rl+inversion``: trained on (``deconvolve(capture)``, original) pairs of
     ``hybrid_copies`` augmented copies of the attacker's tuning faces, early stopped on their
     validation faces' RL outputs."""
     generator = torch.Generator().manual_seed(settings.seed + 5)
     faces = torch.cat([augment(tune, generator) for _ in range(max(1, settings.hybrid_copies))])
-    deconvolve = richardson_lucy_attack(psf, rl_steps, camera.config.convolution)
     with torch.no_grad():
         captures = sensor_captures(camera, faces, settings.noise, seed=settings.seed + 6, psf=psf)
         inputs, own_inputs = _in_chunks(deconvolve, captures), _in_chunks(deconvolve, own_captures)

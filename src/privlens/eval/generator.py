@@ -247,8 +247,8 @@ def score_outputs(
     )
 
 
-def render_check(check: GeneratorCheck, fmt: str = "md") -> str:
-    """The figures as a markdown table (``md``) or JSON (``json``)."""
+def render_check(check: GeneratorCheck, fmt: str = "md", painter: str = "Stage II generator") -> str:
+    """The figures as a markdown table (``md``) or JSON (``json``); ``painter`` titles the table."""
     if fmt == "json":
         return json.dumps(check.to_dict(), indent=2) + "\n"
     if fmt != "md":
@@ -262,7 +262,7 @@ def render_check(check: GeneratorCheck, fmt: str = "md") -> str:
 
     passes = check.passes()
     lines = [
-        f"# Stage II generator on {check.n_sources} held-out faces "
+        f"# {painter} on {check.n_sources} held-out faces "
         f"({check.n_references} references, dlib at {check.analysis_px} px)",
         "",
         "| figure | value | target | met | baseline / N |",

@@ -527,6 +527,7 @@ def _run(
         config.data.crop_p,
         config.data.flip_p,
         warp_targets=config.loss.lambda_warp > 0,
+        warp_geometry=config.loss.warp_geometry,
     )
     torch.manual_seed(mix_seed(t.seed, 0x5EED))  # identical initial weights on every rank
     nets = build_networks(

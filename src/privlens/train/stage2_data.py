@@ -7,9 +7,10 @@ its source path (``female/0001.jpg`` -> ``female``); a folder without sub-folder
 
 Every item of a step is the source ``x`` (with its landmarks and domain) and two references
 ``r``, ``r2`` of a target domain ``t`` drawn uniformly, the references drawn uniformly within
-``t``. With ``warp_targets`` an item also holds ``warp_target``: the first reference warped onto
-the source's (augmented) landmarks (:func:`privlens.anonymize.warp.warp_reference`), the target
-of the ``lambda_warp`` loss, and that reference's landmarks, ``reference_landmarks``. Sources
+``t``. With ``warp_targets`` an item also holds that reference's landmarks,
+``reference_landmarks``, and (``warp_geometry`` ``labels``) ``warp_target``: the first reference
+warped onto the source's (augmented) landmarks (:func:`privlens.anonymize.warp.warp_reference`),
+the target of the ``lambda_warp`` loss (``heatmap`` geometry is warped in the loop). Sources
 follow :class:`privlens.train.data.StepBatchSampler`; targets, references and all augmentation
 draws are functions of ``(seed, step, rank, position)``, so a resumed run sees what an
 uninterrupted one sees.
@@ -62,8 +63,9 @@ class Stage2Faces(Dataset):
         flip_p: float = 0.5,
         augment: bool = True,
         warp_targets: bool = False,
+        warp_geometry: str = "labels",
     ) -> None:
-        self.warp_targets = warp_targets
+        self.warp_targets, self.warp_geometry = warp_targets, warp_geometry
         self.faces = LandmarkFaces(root, "train", size, augment=augment, crop_p=crop_p, flip_p=flip_p)
         of = face_domains(root, "train")
         found = sorted(set(of.values()))
@@ -98,13 +100,14 @@ class Stage2Faces(Dataset):
             "target": torch.tensor(target, dtype=torch.long),
         }
         if self.warp_targets:
+            out["reference_landmarks"] = reference["landmarks"]
+        if self.warp_targets and self.warp_geometry == "labels":  # "heatmap": the loop warps
             from privlens.anonymize.warp import warp_reference
 
             size = item["image"].shape[-1]
             out["warp_target"] = warp_reference(
                 reference["image"], reference["landmarks"], item["landmarks"], size
             ).clamp(0.0, 1.0)
-            out["reference_landmarks"] = reference["landmarks"]
         return out
 
 

@@ -135,7 +135,8 @@ def _prepare_note(data: Path) -> str:
 def evaluate_into_provenance(target: Path, data: Path, lens: Path, heatmap: Path) -> dict[str, Any]:
     """Compute the four figures (dlib) on ``data/val`` and add them to the provenance JSON, with
     the warp backend's on the same faces (``warp_baseline``, the bar a generator has to clear)."""
-    from privlens.eval.generator import check_generator
+    from privlens.anonymize.references import load_references
+    from privlens.eval.generator import check_generator, check_warp_backend
     from privlens.eval.job import load_sources
     from privlens.models import read_provenance, write_provenance
     from privlens.optics.presets import make_camera
@@ -145,18 +146,10 @@ def evaluate_into_provenance(target: Path, data: Path, lens: Path, heatmap: Path
     bundle = load_generator_bundle(target)
     sources, _, _, _ = load_sources(data, bundle.image_size, None)
     references, _, _, _ = load_sources(Path(data) / "train", bundle.image_size, None)
-    check = check_generator(
-        bundle, make_camera(str(lens), bundle.image_size), load_heatmap_net(heatmap), sources, references
-    )
-    from privlens.anonymize.references import load_references
-    from privlens.eval.generator import check_warp_backend
-
-    warp = check_warp_backend(
-        make_camera(str(lens), bundle.image_size),
-        load_heatmap_net(heatmap),
-        sources,
-        load_references(Path(data) / "train", bundle.image_size).references,
-    )
+    camera, net = make_camera(str(lens), bundle.image_size), load_heatmap_net(heatmap)
+    check = check_generator(bundle, camera, net, sources, references)
+    with_landmarks = load_references(Path(data) / "train", bundle.image_size).references
+    warp = check_warp_backend(camera, net, sources, with_landmarks)
     record = read_provenance(target)
     record["heldout_check"] = check.to_dict() | {"data": str(data), "sources": "val split"}
     record["warp_baseline"] = warp.to_dict() | {"painter": "warp backend, behind the same lens and U"}
