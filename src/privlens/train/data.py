@@ -4,7 +4,10 @@ The faces come from a folder written by ``privlens data prepare`` (``train/``, `
 ``landmarks.csv``, read with :func:`privlens.data.prepare.read_landmarks_csv`). Landmarks are
 (x, y) pixels of the image they belong to, origin at the centre of the top-left pixel.
 
-Augmentation (training split), in this order: the StarGAN v2 random resized crop (probability
+Augmentation (training split), in this order: a shape mix (probability ``shape_mix_p``, beyond
+the paper): the face's pixels warped piecewise-affinely onto landmarks moved part of the way
+towards another training face's, so the new landmarks are exact and shape no longer comes with
+its own texture; the StarGAN v2 random resized crop (probability
 ``crop_p``, box from :func:`privlens.data.transforms.random_resized_crop_box`); a random
 similarity warp (rotation within +-``rotate_deg``, scale within 1 +- ``scale_jitter``, shift
 within +-``shift_fraction`` of the side; :func:`privlens.data.transforms.similarity_warp`); a
@@ -27,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
+from privlens.anonymize.warp import warp_reference
 from privlens.data.images import load_image
 from privlens.data.prepare import read_landmarks_csv
 from privlens.data.transforms import (
@@ -105,6 +109,7 @@ class LandmarkFaces(Dataset):
         scale_jitter: float = 0.0,
         shift_fraction: float = 0.0,
         colour: float = 0.0,
+        shape_mix_p: float = 0.0,
     ) -> None:
         self.root = Path(root)
         table = self.root / "landmarks.csv"
@@ -128,7 +133,7 @@ class LandmarkFaces(Dataset):
             raise ValueError(f"{table}: no faces in the {split!r} split")
         self.size, self.augment, self.crop_p, self.flip_p = size, augment, crop_p, flip_p
         self.rotate_deg, self.scale_jitter, self.shift_fraction = rotate_deg, scale_jitter, shift_fraction
-        self.colour = colour
+        self.colour, self.shape_mix_p = colour, shape_mix_p
         self._images: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -136,14 +141,14 @@ class LandmarkFaces(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index, draw_seed = key if isinstance(key, tuple) else (key, None)
-        name, landmarks = self.items[index]
-        if index not in self._images:
-            self._images[index] = load_image(self.root / name)
-        image = self._images[index]
+        landmarks = self.items[index][1]
+        image = self._image(index)
         if not self.augment or draw_seed is None:
             image, landmarks = crop_resize(image, landmarks, centre_box(*image.shape[-2:]), self.size)
             return {"image": image.contiguous(), "landmarks": landmarks}
         generator = torch.Generator().manual_seed(int(draw_seed))
+        if self.shape_mix_p and float(torch.rand((), generator=generator)) < self.shape_mix_p:
+            image, landmarks = self._shape_mix(image, landmarks, generator)
         box = centre_box(*image.shape[-2:])
         if float(torch.rand((), generator=generator)) < self.crop_p:
             box = random_resized_crop_box(*image.shape[-2:], generator=generator)
@@ -157,6 +162,24 @@ class LandmarkFaces(Dataset):
             image, landmarks = hflip(image, landmarks)
         image = colour_jitter(image, self.colour, generator)
         return {"image": image.contiguous(), "landmarks": landmarks}
+
+    def _shape_mix(
+        self, image: torch.Tensor, landmarks: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This face's pixels warped (piecewise affine) onto a new geometry: the landmarks moved a
+        uniform fraction ``t`` of the way towards another face of the split (same pixel frame).
+        The new landmarks are exact by construction, so U sees texture and shape decoupled."""
+        other = int(torch.randint(len(self.items), (), generator=generator))
+        t = float(torch.rand((), generator=generator))
+        if self._image(other).shape != image.shape:  # landmarks of another frame: no common geometry
+            return image, landmarks
+        target = (1.0 - t) * landmarks + t * self.items[other][1]
+        return warp_reference(image, landmarks, target), target
+
+    def _image(self, index: int) -> torch.Tensor:
+        if index not in self._images:
+            self._images[index] = load_image(self.root / self.items[index][0])
+        return self._images[index]
 
     def mean_shape(self) -> torch.Tensor:
         """``[68, 2]`` mean of the split's landmarks in pixels of the returned (unaugmented) images."""

@@ -359,6 +359,7 @@ def _run(
             scale_jitter=d.scale_jitter,
             shift_fraction=d.shift_fraction,
             colour=d.colour,
+            shape_mix_p=d.shape_mix_p,
         )
         val_set = LandmarkFaces(root, "val", size, augment=False, limit=config.data.val_limit)
     except (OSError, ValueError) as error:  # empty split, unreadable landmarks.csv

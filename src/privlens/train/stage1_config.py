@@ -23,6 +23,7 @@ class DataConfig:
     scale_jitter: float = 0.15  # random scale within 1 +- this (log-uniform)
     shift_fraction: float = 0.08  # random shift within +- this fraction of the image side
     colour: float = 0.5  # colour jitter strength in [0, 1] (brightness, contrast, saturation, gamma)
+    shape_mix_p: float = 0.0  # probability of warping a face onto a geometry mixed with another's
     num_workers: int = 0  # DataLoader worker processes
     val_limit: int | None = None  # evaluate on at most this many validation faces
 
@@ -165,6 +166,7 @@ class Stage1Config:
             (self.loss.foreground_weight >= 0, "loss.foreground_weight", "must be >= 0"),
             (self.loss.coord_weight >= 0, "loss.coord_weight", "must be >= 0"),
             (0 <= self.data.colour <= 1, "data.colour", "must lie in [0, 1]"),
+            (0 <= self.data.shape_mix_p <= 1, "data.shape_mix_p", "must lie in [0, 1]"),
             (0 <= self.data.rotate_deg <= 180, "data.rotate_deg", "must lie in [0, 180]"),
             (0 <= self.data.scale_jitter < 1, "data.scale_jitter", "must lie in [0, 1)"),
             (0 <= self.data.shift_fraction <= 0.5, "data.shift_fraction", "must lie in [0, 0.5]"),
