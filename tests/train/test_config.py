@@ -25,6 +25,12 @@ def test_shipped_configs_load(name):
         assert config.data.image_size == 256 and config.net.width == 256 and config.net.depth == 4
 
 
+@pytest.mark.parametrize("path", sorted((CONFIGS / "shipped").glob("stage1_*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_stage1_recipe_validates(path):
+    config = load_config(Stage1Config, path)
+    assert config.data.image_size == 64
+
+
 def test_overrides_are_typed_and_nested():
     config = load_config(
         Stage1Config,
