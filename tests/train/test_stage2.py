@@ -248,6 +248,24 @@ def test_resume_equals_uninterrupted(faces_two_domains, heatmap_file, tmp_path):
         stage2.run_stage2(changed, tmp_path / "split", resume=True)
 
 
+def test_resume_refuses_a_heatmap_file_changed_since_the_run_began(faces_two_domains, tmp_path):
+    """The config names U by path only: replacing the file between two calls must not let the
+    run go on behind another U (and a provenance name the new file's hash)."""
+    u = tmp_path / "u.safetensors"
+    torch.manual_seed(0)
+    save_heatmap_net(HeatmapNet(width=16, depth=2), u)
+    config = small_config(faces_two_domains, u, "train.steps=2", "train.checkpoint_every=1")
+    stage2.run_stage2(config, tmp_path / "run", resume=False, stop_after=1)
+    torch.manual_seed(1)
+    save_heatmap_net(HeatmapNet(width=16, depth=2), u)  # same path, other weights
+    with pytest.raises(ConfigError, match="stage1.heatmap_net: .* not the file this run was trained with"):
+        stage2.run_stage2(config, tmp_path / "run", resume=True)
+    assert not (tmp_path / "run" / "summary.json").exists()
+    # the run's own copy is the U it began with: resuming behind it is fine
+    kept = small_config(faces_two_domains, tmp_path / "run" / "heatmap_net.safetensors", "train.steps=2")
+    assert stage2.run_stage2(kept, tmp_path / "run", resume=True).summary["resumed_from"] == 1
+
+
 def test_lpips_offline_refuses_unless_a_substitute_is_named(monkeypatch, tmp_path, stand_in):
     import torchvision.models._api as api
 
@@ -459,6 +477,11 @@ def test_shipped_recipe_writes_a_verified_half_precision_bundle(faces_two_domain
         and record["lens"]["file"] == "lens.safetensors"
     )
     assert "train.max_seconds=60.0" in record["overrides"]
+    from privlens.models import sha256_of
+
+    assert record["heatmap"]["sha256"] == sha256_of(heatmap_file) and record["lens"]["sha256"] == sha256_of(
+        lens
+    )
     bundle = load_generator_bundle(tmp_path / "w" / "generator_64.safetensors", weights="raw")
     assert bundle.image_size == 32 and bundle.generator.to_rgb[2].weight.dtype == torch.float32
     assert main(["--data", str(tmp_path / "absent"), *args[2:], "train.steps=1"]) == 2

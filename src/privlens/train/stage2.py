@@ -495,6 +495,23 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, temporary)
 
 
+def _check_same_frozen(run_dir: Path, lens_source: str, net_source: Path) -> None:
+    """Refuse to resume behind a lens or U whose file changed since the run began: the config
+    holds only their paths, and the run folder keeps a copy of each file as it was trained with."""
+    from privlens.models.provenance import sha256_of
+
+    for key, source, kept in (
+        ("stage1.lens", Path(lens_source), run_dir / LENS),
+        ("stage1.heatmap_net", Path(net_source), run_dir / NET),
+    ):
+        same_place = source.is_file() and kept.is_file() and source.resolve() == kept.resolve()
+        if source.is_file() and kept.is_file() and not same_place and sha256_of(source) != sha256_of(kept):
+            raise ConfigError(
+                f"{key}: {source} is not the file this run was trained with (its copy: {kept}); "
+                "restore it, or start a new run with another --out or --no-resume"
+            )
+
+
 def _check_resumable(saved: dict[str, Any], current: dict[str, Any]) -> None:
     def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -569,6 +586,7 @@ def _run(
                 f"data.domains: the checkpoint has {meta['domains']}, the data {dataset.domains}"
             )
         start_step, first = int(meta["step"]), dict(meta.get("first_losses", {}))
+        _check_same_frozen(run_dir, lens_source, net_source)
 
     writer = None
     if info.is_main:

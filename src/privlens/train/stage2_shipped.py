@@ -67,6 +67,8 @@ def train_shipped_generator(
     plus its provenance; returns the file and the provenance record."""
     from privlens.models import git_commit, machine_description, sha256_of, write_provenance
     from privlens.train.config import load_config
+    from privlens.train.stage2 import LENS as LENS_COPY
+    from privlens.train.stage2 import NET as NET_COPY
     from privlens.train.stage2 import run_stage2
     from privlens.train.stage2_bundle import load_generator_bundle, save_generator_bundle
     from privlens.train.stage2_config import Stage2Config
@@ -98,8 +100,9 @@ def train_shipped_generator(
         "config": _relative(config_file),
         "overrides": overrides,
         "stopped_by": summary.get("stopped_by"),
-        "lens": {"file": Path(lens).name, "sha256": sha256_of(lens)},
-        "heatmap": {"file": Path(heatmap).name, "sha256": sha256_of(heatmap)},
+        # the run folder's copies: the files the generator was trained behind
+        "lens": {"file": Path(lens).name, "sha256": sha256_of(work / LENS_COPY)},
+        "heatmap": {"file": Path(heatmap).name, "sha256": sha256_of(work / NET_COPY)},
         "weights": "ema and raw, stored as float16",
         "last_losses": {k: round(v, 4) for k, v in summary.get("last_losses", {}).items()},
     }
