@@ -106,6 +106,12 @@ def sweep(
     hybrid: bool = typer.Option(
         True, help="Include the hybrid attack rl+inversion (Richardson–Lucy, then a U-Net on its outputs)."
     ),
+    inversion_steps: int = typer.Option(
+        600, help="Most steps of the learned inversion (early stopped); `privlens attack` uses 6000."
+    ),
+    inversion_width: int = typer.Option(
+        8, help="U-Net width of the learned inversion; `privlens attack`: 16."
+    ),
 ) -> None:
     """Identity distance after the strongest attack against landmark error, one point per lens."""
     from privlens.anonymize.models import load_heatmap
@@ -121,6 +127,10 @@ def sweep(
     check_size(size)
     if not data.is_dir():
         fail(f"--data {data}: not a folder")
+    if inversion_steps < 1 or inversion_width < 1:
+        fail(
+            f"--inversion-steps and --inversion-width must be >= 1, got {inversion_steps}, {inversion_width}"
+        )
     try:
         noise = CaptureNoise(True, full_scale_e, read_noise_e, bit_depth)
         noise.config_for(CameraConfig())
@@ -160,7 +170,14 @@ def sweep(
     truth = torch.stack([item["landmarks"] for item in items])
     with StepProgress("sweeping") as step:
         points = run_sweep(
-            cameras, nets, attacker_images, images, truth, out, sweep_settings(noise, hybrid), progress=step
+            cameras,
+            nets,
+            attacker_images,
+            images,
+            truth,
+            out,
+            sweep_settings(noise, hybrid, inversion_steps, inversion_width),
+            progress=step,
         )
     say(to_markdown([p.__dict__ for p in points]))
     say(f"wrote {out / 'sweep.png'} and {out / 'sweep.csv'}")

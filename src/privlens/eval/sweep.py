@@ -44,12 +44,23 @@ from privlens.optics.camera import Camera  # noqa: E402
 from privlens.report.tables import write_tables  # noqa: E402
 from privlens.train.metrics import landmark_nme  # noqa: E402
 
+SWEEP_INVERSION_STEPS, SWEEP_INVERSION_WIDTH = 600, 8
+"""The sweep's default learned inversion: CPU-sized, a screen of many lenses. `privlens attack`'s
+is 6000 steps at width 16; pass those to :func:`sweep_settings` for the full attacker."""
 
-def sweep_settings(noise: CaptureNoise = DEFAULT_NOISE, hybrid: bool = True) -> AttackSettings:
-    """The sweep's attack suite: every attack, a CPU-sized inversion network (early stopped);
-    ``hybrid`` includes ``rl+inversion``."""
+
+def sweep_settings(
+    noise: CaptureNoise = DEFAULT_NOISE,
+    hybrid: bool = True,
+    inversion_steps: int = SWEEP_INVERSION_STEPS,
+    inversion_width: int = SWEEP_INVERSION_WIDTH,
+) -> AttackSettings:
+    """The sweep's attack suite: every attack, a learned inversion of at most ``inversion_steps``
+    (early stopped) and ``inversion_width`` channels; ``hybrid`` includes ``rl+inversion``."""
     return AttackSettings(
-        inversion=InversionTraining(steps=600, batch_size=8, width=8, check_every=50, patience=4),
+        inversion=InversionTraining(
+            steps=inversion_steps, batch_size=8, width=inversion_width, check_every=50, patience=4
+        ),
         noise=noise,
         hybrid=hybrid,
     )
