@@ -113,3 +113,29 @@ def test_rl_attack_without_a_finite_tuning_psnr_returns_the_capture():
     assert torch.equal(richardson_lucy_attack(torch.ones(3, 3, 3) / 9, 0, "linear")(captures), captures)
     restored = richardson_lucy_attack(torch.ones(3, 3, 3) / 9, 3, "linear")(captures)
     assert restored.shape == captures.shape and not torch.equal(restored, captures)
+
+
+def test_inversion_early_stop_waits_for_min_steps():
+    """With a frozen model (learning rate 0) the validation PSNR never improves: the rule stops
+    after ``patience`` checks, or at ``min_steps`` when that is later."""
+    from privlens.attacks.inversion import InversionTraining, _fit
+
+    torch.manual_seed(0)
+    originals = torch.rand(4, 3, 16, 16)
+    captures = originals.flip(-1)
+
+    def batch_of(step):
+        return captures, originals
+
+    frozen = dict(steps=200, batch_size=4, learning_rate=0.0, width=4, depth=2, check_every=10, patience=3)
+    early = _fit(3, torch.device("cpu"), batch_of, InversionTraining(**frozen), None, (captures, originals))
+    assert early.trained_steps == 40  # the first check sets the best, three more without a gain
+    late = _fit(
+        3,
+        torch.device("cpu"),
+        batch_of,
+        InversionTraining(**frozen, min_steps=120),
+        None,
+        (captures, originals),
+    )
+    assert late.trained_steps == 120

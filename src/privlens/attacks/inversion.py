@@ -79,9 +79,10 @@ class InversionTraining:
     """Settings of the attacker's training run.
 
     Training stops at ``steps`` or earlier when the PSNR on the attacker's validation faces has
-    not improved for ``patience`` checks (one every ``check_every`` steps); the best weights are
-    kept. ``noise``: the sensor noise of the training captures (as the evaluated ones; the
-    camera's physical model by default, :mod:`privlens.attacks.capture`).
+    not improved for ``patience`` checks (one every ``check_every`` steps), but never before
+    ``min_steps`` (a hard problem can sit on a plateau early on); the best weights are kept.
+    ``noise``: the sensor noise of the training captures (as the evaluated ones; the camera's
+    physical model by default, :mod:`privlens.attacks.capture`).
     """
 
     steps: int = 300
@@ -92,6 +93,7 @@ class InversionTraining:
     seed: int = 0
     check_every: int = 100
     patience: int = 5
+    min_steps: int = 0
     noise: CaptureNoise = DEFAULT_NOISE
 
 
@@ -170,8 +172,8 @@ def train_inversion_on_pairs(
 
 def _fit(channels, device, batch_of, settings: InversionTraining, progress, validation) -> InversionUNet:
     """The training loop: L1, Adam with cosine decay over ``settings.steps``, a validation PSNR
-    check every ``check_every`` steps, stop after ``patience`` checks without a 0.01 dB gain,
-    keep the best weights."""
+    check every ``check_every`` steps, stop after ``patience`` checks without a 0.01 dB gain (not
+    before ``min_steps``), keep the best weights."""
     from privlens.eval.quality import psnr
 
     torch.manual_seed(settings.seed)
@@ -201,7 +203,7 @@ def _fit(channels, device, batch_of, settings: InversionTraining, progress, vali
             if value > best_psnr:
                 best_psnr = value
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if stale >= settings.patience:
+            if stale >= settings.patience and step + 1 >= settings.min_steps:
                 break
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -107,7 +107,9 @@ def attack(
         skipped(path, reason)
     settings = AttackSettings(
         rl_max_iterations=rl_max_iterations,
-        inversion=InversionTraining(steps=inversion_steps, width=inversion_width, batch_size=16)
+        inversion=InversionTraining(
+            steps=inversion_steps, width=inversion_width, batch_size=16, min_steps=inversion_steps // 2
+        )
         if inversion_steps
         else None,
         noise=noise,
