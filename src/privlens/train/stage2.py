@@ -504,8 +504,9 @@ def _check_same_frozen(run_dir: Path, lens_source: str, net_source: Path) -> Non
         ("stage1.lens", Path(lens_source), run_dir / LENS),
         ("stage1.heatmap_net", Path(net_source), run_dir / NET),
     ):
-        same_place = source.is_file() and kept.is_file() and source.resolve() == kept.resolve()
-        if source.is_file() and kept.is_file() and not same_place and sha256_of(source) != sha256_of(kept):
+        if not (source.is_file() and kept.is_file()) or source.resolve() == kept.resolve():
+            continue  # a preset lens, or resumed behind the run's own copy
+        if sha256_of(source) != sha256_of(kept):
             raise ConfigError(
                 f"{key}: {source} is not the file this run was trained with (its copy: {kept}); "
                 "restore it, or start a new run with another --out or --no-resume"
