@@ -174,3 +174,34 @@ def test_a_chosen_subset_of_attacks_runs(faces):
     settings = AttackSettings(attacks=("richardson-lucy",), rl_max_iterations=10, inversion=None)
     result = attack_lens("defocus", make_camera("defocus", 64), attacker, evaluation, settings)
     assert set(result.scores) == {"none", "richardson-lucy"}
+
+
+class _ConstantNet(torch.nn.Module):
+    """Stands in for a trained U-Net: paints every pixel ``value``."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value, self.trained_steps, self.validation_psnr = value, 1, 0.0
+
+    def forward(self, captures: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(captures, self.value)
+
+
+def test_each_learned_attack_applies_its_own_network(faces, monkeypatch):
+    """The plain inversion must use the network trained on captures even when the hybrid's
+    network is trained after it (a late-bound closure once scored the hybrid's network on raw
+    captures as ``inversion``: 12.2 dB where the attacker's own check said 18.1 dB)."""
+    import privlens.attacks.suite as suite
+
+    monkeypatch.setattr(suite, "train_inversion", lambda *args, **kwargs: _ConstantNet(0.25))
+    monkeypatch.setattr(suite, "train_inversion_on_pairs", lambda *args, **kwargs: _ConstantNet(0.75))
+    attacker, evaluation = split_faces(faces[:22], 6)
+    settings = AttackSettings(
+        attacks=("inversion", "rl+inversion"),
+        rl_max_iterations=5,
+        inversion=InversionTraining(steps=1),
+        hybrid_copies=1,
+    )
+    result = attack_lens("defocus", make_camera("defocus", 64), attacker, evaluation, settings)
+    assert torch.all(result.recovered["inversion"] == 0.25)
+    assert torch.all(result.recovered["rl+inversion"] == 0.75)

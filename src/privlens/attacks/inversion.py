@@ -192,7 +192,7 @@ def _fit(channels, device, batch_of, settings: InversionTraining, progress, vali
         optimiser.step()
         schedule.step()
         if progress is not None:
-            progress(step, float(loss))
+            progress(step, float(loss.detach()))
         if self_check and ((step + 1) % settings.check_every == 0 or step + 1 == settings.steps):
             value = float(psnr(invert(model, validation[0]), validation[1]).mean())
             model.train()

@@ -24,6 +24,7 @@ and ``inversion``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -69,9 +70,9 @@ SAME_PERSON_THRESHOLD = 0.6
 
 def _default_inversion() -> InversionTraining:
     # a cap the early stop normally ends first: on the shipped robust lens the rule stopped at
-    # 4400 steps (a cap of 2000 had cut the screen's run before convergence); in another run it
-    # fired at 1500 steps on the slow start (12.2 dB, where the converged run reaches 18.6 dB),
-    # hence no stop before half the cap
+    # 4400 steps (a cap of 2000 had cut the screen's run before convergence); with patience 4 x 50
+    # steps it once fired at 350 steps on the slow start (15.8 dB, where the converged run reaches
+    # 18.6 dB), hence no stop before half the cap
     return InversionTraining(steps=6000, batch_size=16, check_every=100, patience=5, min_steps=3000)
 
 
@@ -351,21 +352,22 @@ def attack_lens(
     if settings.inversion is not None and settings.runs("inversion"):
         training = dataclasses.replace(settings.inversion, noise=noise)
         say(f"{name}: training the inversion network (up to {training.steps} steps)")
-        model = train_inversion(camera, tune, training, validation=(own_captures, own))
+        inversion_model = train_inversion(camera, tune, training, validation=(own_captures, own))
         choices["inversion"] = Choice(
-            float(model.trained_steps),
-            {float(model.trained_steps): float(model.validation_psnr)},
+            float(inversion_model.trained_steps),
+            {float(inversion_model.trained_steps): float(inversion_model.validation_psnr)},
             "training steps (early stop on the attacker's validation PSNR)",
         )
-        attacks["inversion"] = lambda y: invert(model, y)
+        # bound now: a closure over a shared name would apply whichever network was trained last
+        attacks["inversion"] = functools.partial(invert, inversion_model)
     rl_steps = int(choices["richardson-lucy"].value) if "richardson-lucy" in choices else 0
     if settings.inversion is not None and settings.hybrid and settings.runs("rl+inversion") and rl_steps >= 1:
         say(f"{name}: the hybrid attack (Richardson–Lucy, then a U-Net on the attacker's RL outputs)")
         deconvolve = attacks["richardson-lucy"]
-        model, choices["rl+inversion"] = _train_hybrid(
+        hybrid_model, choices["rl+inversion"] = _train_hybrid(
             camera, psf, deconvolve, tune, own_captures, own, rl_steps, settings
         )
-        attacks["rl+inversion"] = lambda y: invert(model, _in_chunks(deconvolve, y))
+        attacks["rl+inversion"] = lambda y: invert(hybrid_model, _in_chunks(deconvolve, y))
     recovered, scores, per_image = {}, {}, {}
     for attack, recover in attacks.items():
         with torch.no_grad():
