@@ -1,5 +1,7 @@
 """The robust Stage I objective: the closed-form Wiener term at the physical sensor noise."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -44,3 +46,26 @@ def test_robust_term_is_the_wiener_psnr_at_the_configured_noise(one_torch_thread
     assert total == pytest.approx(optics + config.alpha2 * 0.5, rel=1e-5)
     out.total.backward()
     assert camera.coeffs_um.grad is not None and float(camera.coeffs_um.grad.abs().sum()) > 0
+
+
+def test_robust_target_stops_the_privacy_push_once_reached(one_torch_thread):
+    """With ``robust_target_db`` the term is a hinge: above the target it is the plain term shifted
+    by the target (same gradient), below it zero with no gradient on the lens."""
+    base = load_config(Stage1Config, "configs/shipped/stage1_robust_64.yaml").loss
+    generator = torch.Generator().manual_seed(1)
+    scene = torch.rand(4, 3, 32, 32, generator=generator)
+    zero = torch.zeros(())
+    losses = Stage1Loss(zero, zero, zero, zero, zero, zero)
+    camera = make_camera("defocus", 32)
+    level = float(wiener_privacy_db(scene, camera.psf(), base.robust_noise**2).detach())
+    above = dataclasses.replace(base, robust_target_db=level - 2.0)
+    out = robust_losses(losses, scene, camera.psf(), above)
+    assert float(out.optics.detach()) == pytest.approx(base.robust_weight * 2.0 / 10, rel=1e-4)
+    out.optics.backward()
+    assert float(camera.coeffs_um.grad.abs().sum()) > 0
+    camera = make_camera("defocus", 32)
+    below = dataclasses.replace(base, robust_target_db=level + 2.0)
+    out = robust_losses(losses, scene, camera.psf(), below)
+    assert float(out.optics.detach()) == 0.0
+    out.optics.backward()
+    assert camera.coeffs_um.grad is None or float(camera.coeffs_um.grad.abs().sum()) == 0.0

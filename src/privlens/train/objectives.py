@@ -7,6 +7,12 @@ estimator that knows the PSF, the faces' cross-spectrum (from the batch) and the
 form (:func:`privlens.attacks.wiener_bound.wiener_privacy_db`). The PSF term ``alpha1 ||H - H_f||``
 and the heatmap term are kept, so ``alpha1 = 0`` leaves only privacy against utility.
 
+Target: with ``robust_target_db`` set, the term is a hinge, ``robust_weight * max(PSNR_W - target,
+0) / 10``: the lens is pushed towards privacy only until the Wiener attacker's PSNR reaches the
+target, and from there the heatmap term alone moves it (towards what U reads best at that level of
+privacy). Without it (null) the privacy gradient never stops, so the lens blurs further for as long
+as it trains and the trade-off is set by the number of steps.
+
 Noise: ``robust_noise`` is the standard deviation (image units) of the white noise the attacker
 models, everything included. Set it to the sensor's: :func:`physical_noise_std` gives the
 physical model's (:mod:`privlens.optics.noise`: shot noise at the faces' mean level, read noise,
@@ -37,8 +43,11 @@ def robust_losses(losses: Stage1Loss, scene: torch.Tensor, psf: torch.Tensor, lo
     """``losses`` of Eq. 6 with the distortion term replaced by the attack-aware one (see above).
 
     ``losses.psf`` must already be ``||H - H_f||`` (scaled as configured); the ``optics`` field
-    becomes ``robust_weight * PSNR_W / 10 + alpha1 * ||H - H_f||``.
+    becomes ``robust_weight * PSNR_W / 10 + alpha1 * ||H - H_f||`` (``PSNR_W - robust_target_db``
+    clipped at 0 when a target is set).
     """
     privacy = wiener_privacy_db(scene, psf, max(loss.robust_noise**2, 1e-12))
+    if loss.robust_target_db is not None:
+        privacy = (privacy - loss.robust_target_db).clamp_min(0.0)
     optics = loss.robust_weight * privacy / 10 + loss.alpha1 * losses.psf
     return losses._replace(total=loss.alpha2 * losses.heatmap + optics, optics=optics)

@@ -75,6 +75,7 @@ class LossConfig:
     objective: str = "paper"
     robust_weight: float = 1.0  # objective robust: weight of PSNR_W / 10 (dB of the Wiener attacker)
     robust_noise: float = 0.01  # objective robust: the attacker's noise std, image units
+    robust_target_db: float | None = None  # objective robust: push PSNR_W down to here only (null: no floor)
     alpha1: float = 10.0
     alpha2: float = 2.0
     defocus_um: float = 0.5  # Noll-4 RMS (um) of the reference defocus PSF H_f
@@ -160,6 +161,11 @@ class Stage1Config:
                 self.loss.objective in OBJECTIVES,
                 "loss.objective",
                 f"must be one of {', '.join(OBJECTIVES)}, got {self.loss.objective!r}",
+            ),
+            (
+                self.loss.robust_target_db is None or self.loss.robust_target_db > 0,
+                "loss.robust_target_db",
+                "must be positive (dB) or null",
             ),
             (self.loss.heatmap in ("l1", "mse"), "loss.heatmap", "must be l1 or mse"),
             (self.loss.psf_norm in ("none", "open"), "loss.psf_norm", "must be none or open"),
