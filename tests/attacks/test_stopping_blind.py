@@ -139,3 +139,12 @@ def test_inversion_early_stop_waits_for_min_steps():
         (captures, originals),
     )
     assert late.trained_steps == 120
+
+
+def test_the_full_suite_and_the_command_share_one_inversion_recipe():
+    """``privlens attack``'s ``--inversion-steps N`` is the suite default scaled: no stop before N / 2."""
+    from privlens.attacks.suite import AttackSettings, full_inversion
+
+    assert AttackSettings().inversion == full_inversion()
+    recipe = full_inversion(800, 8)
+    assert (recipe.steps, recipe.width, recipe.min_steps, recipe.batch_size) == (800, 8, 400, 16)

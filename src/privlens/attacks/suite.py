@@ -68,12 +68,17 @@ SAME_PERSON_THRESHOLD = 0.6
 """dlib's face_recognition threshold: embeddings closer than this are the same person."""
 
 
-def _default_inversion() -> InversionTraining:
+def full_inversion(steps: int = 6000, width: int = 16) -> InversionTraining:
+    """The strong suite's learned inversion: batch 16, a validation check every 100 steps, stop
+    after 5 checks without gain but never before half of ``steps`` (``privlens attack``'s
+    ``--inversion-steps`` and ``--inversion-width``; the default of :class:`AttackSettings`)."""
     # a cap the early stop normally ends first: on the shipped robust lens the rule stopped at
     # 4400 steps (a cap of 2000 had cut the screen's run before convergence); with patience 4 x 50
     # steps it once fired at 350 steps on the slow start (15.8 dB, where the converged run reaches
     # 18.6 dB), hence no stop before half the cap
-    return InversionTraining(steps=6000, batch_size=16, check_every=100, patience=5, min_steps=3000)
+    return InversionTraining(
+        steps=steps, width=width, batch_size=16, check_every=100, patience=5, min_steps=steps // 2
+    )
 
 
 @dataclass
@@ -91,7 +96,7 @@ class AttackSettings:
     rl_max_iterations: int = 3000
     rl_check_every: int = 10
     rl_patience: int = 5
-    inversion: InversionTraining | None = field(default_factory=_default_inversion)
+    inversion: InversionTraining | None = field(default_factory=full_inversion)
     noise: CaptureNoise = DEFAULT_NOISE
     mmse: bool = True
     blind: bool = True

@@ -56,9 +56,8 @@ def attack(
     """Attack captures with Wiener, Richardson–Lucy, bicubic (low-res) and a learned inversion."""
     from privlens.attacks.capture import CaptureNoise
     from privlens.attacks.identity import OriginalBoxIdentity
-    from privlens.attacks.inversion import InversionTraining
     from privlens.attacks.job import DEFAULT_LENSES, embedded_faces, load_face_folder, run_attack_job
-    from privlens.attacks.suite import AttackSettings
+    from privlens.attacks.suite import AttackSettings, full_inversion
     from privlens.data.images import ImageFileError
     from privlens.optics.lensfile import LensFileError
     from privlens.report.tables import to_markdown
@@ -107,11 +106,7 @@ def attack(
         skipped(path, reason)
     settings = AttackSettings(
         rl_max_iterations=rl_max_iterations,
-        inversion=InversionTraining(
-            steps=inversion_steps, width=inversion_width, batch_size=16, min_steps=inversion_steps // 2
-        )
-        if inversion_steps
-        else None,
+        inversion=full_inversion(inversion_steps, inversion_width) if inversion_steps else None,
         noise=noise,
         blind=blind,
         hybrid=hybrid,
