@@ -69,3 +69,40 @@ def test_robust_target_stops_the_privacy_push_once_reached(one_torch_thread):
     assert float(out.optics.detach()) == 0.0
     out.optics.backward()
     assert camera.coeffs_um.grad is None or float(camera.coeffs_um.grad.abs().sum()) == 0.0
+
+
+def test_adversary_moves_the_lens_only_through_its_psnr_and_learns_on_detached_captures(one_torch_thread):
+    """The lens's gradient from the adversary term lowers the attacker's PSNR (a small step
+    against it does); the attacker's own update leaves the lens without gradient and lowers
+    its L1 on the same captures."""
+    from privlens.attacks.inversion import InversionUNet
+    from privlens.train.objectives import adversary_psnr, adversary_update
+
+    torch.manual_seed(0)
+    scene = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    camera = make_camera("defocus", 32)
+    adversary = InversionUNet(3, 4, 3)
+    optimizer = torch.optim.Adam(adversary.parameters(), lr=1e-2)
+    capture = camera(scene).image
+    first = adversary_update(adversary, optimizer, capture, scene)
+    assert camera.coeffs_um.grad is None
+    for _ in range(20):
+        last = adversary_update(adversary, optimizer, capture, scene)
+    assert last < first
+    before = adversary_psnr(adversary, camera(scene).image, scene)
+    before.backward()
+    grad = camera.coeffs_um.grad.clone()
+    assert float(grad.abs().sum()) > 0
+    with torch.no_grad():
+        camera.coeffs_um -= 0.02 * grad / grad.norm()
+        after = adversary_psnr(adversary, camera(scene).image, scene)
+    assert float(after) < float(before.detach())
+
+
+def test_adversary_needs_the_robust_objective():
+    from privlens.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="adversary_weight"):
+        load_config(Stage1Config, None, ["loss.objective=paper", "loss.adversary_weight=1"])
+    with pytest.raises(ConfigError, match="adversary_warmup"):
+        load_config(Stage1Config, None, ["loss.objective=robust", "loss.adversary_warmup=-1"])

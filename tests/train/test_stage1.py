@@ -244,3 +244,29 @@ def test_stride_two_u_trains_on_half_resolution_targets_and_its_optics_run_follo
     pretrained = f"net.pretrained={first.files['net']}"
     second = run_stage1("lowres", tiny_config(faces64, *small, pretrained), tmp_path / "lr", resume=False)
     assert load_heatmap_net(second.files["net"]).arch == net.arch
+
+
+def test_in_loop_adversary_trains_checkpoints_and_resumes(one_thread, faces64, tiny_config, tmp_path):
+    """loss.adversary_weight: an inversion U-Net trains in the loop (its weights and Adam state are
+    in the checkpoint, so a killed run resumes to the same lens) and its PSNR is logged."""
+    overrides = (
+        "loss.objective=robust",
+        "loss.robust_weight=0",
+        "loss.adversary_weight=3",
+        "loss.adversary_width=4",
+        "loss.adversary_warmup=2",
+        "train.steps=5",
+        "train.checkpoint_every=2",
+        "train.val_every=5",
+        "net.width=16",
+    )
+    whole = run_stage1("optics", tiny_config(faces64, *overrides), tmp_path / "whole", resume=False)
+    cut = tmp_path / "cut"
+    run_stage1("optics", tiny_config(faces64, *overrides), cut, resume=False, stop_after=3)
+    resumed = run_stage1("optics", tiny_config(faces64, *overrides), cut, resume=True)
+    a = load_file(str(tmp_path / "whole" / "checkpoint.safetensors"))
+    assert any(k.startswith("model/adversary/") for k in a)
+    assert any(k.startswith("optim/adversary/") for k in a)
+    assert whole.summary["beta_end_um"] == resumed.summary["beta_end_um"]
+    rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert any("adversary_psnr" in row for row in rows if row["kind"] == "train")

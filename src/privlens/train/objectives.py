@@ -13,6 +13,13 @@ target, and from there the heatmap term alone moves it (towards what U reads bes
 privacy). Without it (null) the privacy gradient never stops, so the lens blurs further for as long
 as it trains and the trade-off is set by the number of steps.
 
+Adversary (``adversary_weight > 0``, beyond the Wiener bound): a small inversion U-Net
+(:class:`privlens.attacks.inversion.InversionUNet`) trains in the loop on the lens's own noisy
+captures (L1 to the scene, its own Adam), and the lens is trained to lower that network's PSNR,
+``adversary_weight * PSNR_adv / 10`` (a min-max game; after ``adversary_warmup`` steps, so the
+lens first meets a trained attacker). The closed form covers linear attackers only; a lens that
+beats it can still be a blur a learned attacker inverts (benchmarks/RESULTS.md, issue 14).
+
 Noise: ``robust_noise`` is the standard deviation (image units) of the white noise the attacker
 models, everything included. Set it to the sensor's: :func:`physical_noise_std` gives the
 physical model's (:mod:`privlens.optics.noise`: shot noise at the faces' mean level, read noise,
@@ -31,6 +38,25 @@ from privlens.optics.config import CameraConfig
 from privlens.optics.noise import equivalent_variance, sensor_noise_for
 from privlens.train.losses import Stage1Loss
 from privlens.train.stage1_config import LossConfig
+
+
+def adversary_psnr(adversary: torch.nn.Module, capture: torch.Tensor, scene: torch.Tensor) -> torch.Tensor:
+    """Mean PSNR (dB) of the adversary's estimate of ``scene`` from ``capture``; differentiable in
+    the capture (the lens) and in the adversary."""
+    estimate = adversary(capture.clamp(0, 1))
+    mse = (estimate - scene).pow(2).flatten(1).mean(dim=1).clamp_min(1e-10)
+    return (-10 * torch.log10(mse)).mean()
+
+
+def adversary_update(
+    adversary: torch.nn.Module, optimizer: torch.optim.Optimizer, capture: torch.Tensor, scene: torch.Tensor
+) -> float:
+    """One attacker step on detached captures (the lens gets no gradient); returns its L1 loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = torch.nn.functional.l1_loss(adversary(capture.detach().clamp(0, 1)), scene)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
 
 
 def physical_noise_std(config: CameraConfig, mean_level: float) -> float:

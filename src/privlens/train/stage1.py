@@ -53,7 +53,7 @@ from privlens.train.distributed import (
 )
 from privlens.train.losses import Stage1Loss, heatmap_targets, stage1_loss
 from privlens.train.metrics import landmark_nme
-from privlens.train.objectives import robust_losses
+from privlens.train.objectives import adversary_psnr, adversary_update, robust_losses
 from privlens.train.runs import RunResult, append_metrics, check_data_root, locked_run_folder, trim_metrics
 from privlens.train.stage1_config import Stage1Config
 
@@ -111,6 +111,7 @@ class StepOutput(NamedTuple):
     predictions: list[torch.Tensor]
     target: torch.Tensor
     grads_finite: bool
+    adversary_psnr: float | None = None
 
 
 def train_step(
@@ -123,11 +124,16 @@ def train_step(
     scene: torch.Tensor,
     landmarks: torch.Tensor,
     psf_scale: float = 1.0,
+    adversary: nn.Module | None = None,
+    adversary_on: bool = True,
 ) -> StepOutput:
     """One optimisation step on a batch: render U*(x) from the landmarks on the batch's device,
     capture, predict, Eq. 6, backward, step every optimiser (skipped if a gradient is not finite),
     then keep beta inside ``camera.mirror_limit_um``. ``model`` may be wrapped in DDP.
-    ``psf_scale`` divides ||H - H_f|| (``loss.psf_norm``, see :func:`psf_scale_of`)."""
+    ``psf_scale`` divides ||H - H_f|| (``loss.psf_norm``, see :func:`psf_scale_of`).
+    ``adversary``: the in-loop attacker of ``loss.adversary_weight`` (its optimiser is
+    ``optimizers["adversary"]``, stepped on its own loss after the lens and U); ``adversary_on``:
+    whether its PSNR enters the lens's loss this step (false during ``loss.adversary_warmup``)."""
     size = config.data.image_size
     capture, psf, predictions = model(scene)
     heat = predictions[-1].shape[-1]  # size // U's stride
@@ -150,16 +156,26 @@ def train_step(
     )
     if learn_optics and config.loss.objective == "robust":  # attack-aware privacy term
         losses = robust_losses(losses, scene, psf, config.loss)
-    for optimizer in optimizers.values():
+    attacked = None
+    if learn_optics and adversary is not None:
+        attacked = adversary_psnr(adversary, capture, scene)
+        if adversary_on:
+            optics = losses.optics + config.loss.adversary_weight * attacked / 10
+            losses = losses._replace(total=losses.total - losses.optics + optics, optics=optics)
+    own = {name: o for name, o in optimizers.items() if name != "adversary"}
+    for optimizer in own.values():
         optimizer.zero_grad(set_to_none=True)
     losses.total.backward()
     finite = all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None)
     if finite:
-        for optimizer in optimizers.values():
+        for optimizer in own.values():
             optimizer.step()
         if learn_optics and camera is not None and config.camera.mirror_limit_um is not None:
             camera.project_(config.camera.mirror_limit_um)
-    return StepOutput(losses, capture, psf, predictions, target, finite)
+    if learn_optics and adversary is not None:  # the attacker's move, on the captures just seen
+        adversary_update(adversary, optimizers["adversary"], capture, scene)
+    psnr_value = None if attacked is None else float(attacked.detach())
+    return StepOutput(losses, capture, psf, predictions, target, finite, psnr_value)
 
 
 def lr_factor(schedule: str, step: int, steps: int, final_fraction: float) -> float:
@@ -375,11 +391,19 @@ def _run(
     if learn_optics:
         assert camera is not None
         optimizers["camera"] = torch.optim.Adam([camera.coeffs_um], lr=config.camera.lr)
+    adversary = None
+    if learn_optics and config.loss.adversary_weight > 0:
+        from privlens.attacks.inversion import InversionUNet
+
+        adversary = InversionUNet(3, config.loss.adversary_width, 3).to(device)
+        optimizers["adversary"] = torch.optim.Adam(adversary.parameters(), lr=config.loss.adversary_lr)
     reference_psf = camera.defocus_psf(config.loss.defocus_um) if learn_optics else None
     psf_scale = psf_scale_of(camera, reference_psf, config) if learn_optics else 1.0
     modules: dict[str, nn.Module] = {"net": net}
     if camera is not None:
         modules["camera"] = camera
+    if adversary is not None:
+        modules["adversary"] = adversary
 
     config_dict = to_dict(config)
     start_step, val_history = 0, []
@@ -449,7 +473,17 @@ def _run(
         scene = batch["image"].to(device, non_blocking=True)
         landmarks = batch["landmarks"].to(device, non_blocking=True)
         out = train_step(
-            wrapped, camera, optimizers, reference_psf, config, learn_optics, scene, landmarks, psf_scale
+            wrapped,
+            camera,
+            optimizers,
+            reference_psf,
+            config,
+            learn_optics,
+            scene,
+            landmarks,
+            psf_scale,
+            adversary,
+            adversary_on=step >= config.loss.adversary_warmup,
         )
         losses, capture, psf, predictions, target = (
             out.losses,
@@ -466,6 +500,8 @@ def _run(
         }
         if losses.coords is not None:
             last["coords"] = float(losses.coords.detach())
+        if out.adversary_psnr is not None:
+            last["adversary_psnr"] = out.adversary_psnr
         if info.is_main:
             if current % t.log_every == 0 or current == t.steps:
                 for key, value in last.items():

@@ -76,6 +76,10 @@ class LossConfig:
     robust_weight: float = 1.0  # objective robust: weight of PSNR_W / 10 (dB of the Wiener attacker)
     robust_noise: float = 0.01  # objective robust: the attacker's noise std, image units
     robust_target_db: float | None = None  # objective robust: push PSNR_W down to here only (null: no floor)
+    adversary_weight: float = 0.0  # objective robust: weight of the in-loop inversion's PSNR / 10 (0: off)
+    adversary_width: int = 8  # its U-Net width (privlens.attacks.inversion.InversionUNet, depth 3)
+    adversary_lr: float = 0.002  # its Adam learning rate (follows train.lr_schedule)
+    adversary_warmup: int = 0  # steps the adversary trains before the lens feels it
     alpha1: float = 10.0
     alpha2: float = 2.0
     defocus_um: float = 0.5  # Noll-4 RMS (um) of the reference defocus PSF H_f
@@ -166,6 +170,15 @@ class Stage1Config:
                 self.loss.robust_target_db is None or self.loss.robust_target_db > 0,
                 "loss.robust_target_db",
                 "must be positive (dB) or null",
+            ),
+            (self.loss.adversary_weight >= 0, "loss.adversary_weight", "must be >= 0"),
+            (self.loss.adversary_width >= 1, "loss.adversary_width", "must be >= 1"),
+            (self.loss.adversary_lr > 0, "loss.adversary_lr", "must be positive"),
+            (self.loss.adversary_warmup >= 0, "loss.adversary_warmup", "must be >= 0"),
+            (
+                self.loss.adversary_weight == 0 or self.loss.objective == "robust",
+                "loss.adversary_weight",
+                "needs loss.objective: robust",
             ),
             (self.loss.heatmap in ("l1", "mse"), "loss.heatmap", "must be l1 or mse"),
             (self.loss.psf_norm in ("none", "open"), "loss.psf_norm", "must be none or open"),
