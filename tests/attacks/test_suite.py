@@ -205,3 +205,19 @@ def test_each_learned_attack_applies_its_own_network(faces, monkeypatch):
     result = attack_lens("defocus", make_camera("defocus", 64), attacker, evaluation, settings)
     assert torch.all(result.recovered["inversion"] == 0.25)
     assert torch.all(result.recovered["rl+inversion"] == 0.75)
+
+
+def test_result_rows_label_network_steps_and_carry_the_attackers_own_psnr():
+    from privlens.attacks.job import result_rows
+    from privlens.attacks.suite import Choice, LensAttackResult
+
+    choices = {
+        "richardson-lucy": Choice(40.0, {30.0: 17.0, 40.0: 17.5}),
+        "rl+inversion": Choice(300.0, {300.0: 20.2}),
+    }
+    scores = {name: {"psnr": 1.0} for name in ("none", "richardson-lucy", "rl+inversion")}
+    rows = {row["attack"]: row for row in result_rows(LensAttackResult("x", {}, choices, scores, {}))}
+    assert rows["rl+inversion"]["choice"] == "steps=300"
+    assert rows["richardson-lucy"]["choice"] == "iterations=40"
+    assert rows["rl+inversion"]["attacker_psnr"] == 20.2 and rows["richardson-lucy"]["attacker_psnr"] == 17.5
+    assert rows["none"]["attacker_psnr"] != rows["none"]["attacker_psnr"]  # NaN: nothing chosen

@@ -28,6 +28,7 @@ COLUMNS = (
     "choice",
     "faces",
     "psnr",
+    "attacker_psnr",
     "ssim",
     "chance_rank1",
     "rank1",
@@ -84,18 +85,27 @@ def split_faces(faces: torch.Tensor, evaluation_count: int) -> tuple[torch.Tenso
 
 
 def result_rows(result: LensAttackResult) -> list[dict]:
+    """One row per attack: its scores, the attacker's choice as a label, and ``attacker_psnr``,
+    the PSNR (dB) the attacker measured for that choice on its own held-out faces (NaN for the raw
+    capture)."""
     rows = []
     for attack, scores in result.scores.items():
         choice = result.choices.get(attack)
-        label = ""
+        label, attacker_psnr = "", float("nan")
         if choice is not None:
             if attack in ("wiener", "blind-wiener"):
                 label = f"lambda={choice.value:.1e}"
             elif attack == "wiener-mmse":
                 label = f"noise x{choice.value:g}"
             else:
-                label = f"{'steps' if attack == 'inversion' else 'iterations'}={int(choice.value)}"
-        rows.append({"lens": result.lens, "attack": attack, "choice": label, **scores})
+                trained = attack in ("inversion", "rl+inversion")  # network steps, not RL iterations
+                label = f"{'steps' if trained else 'iterations'}={int(choice.value)}"
+            attacker_psnr = choice.candidates.get(choice.value, float("nan"))
+        row = {"lens": result.lens, "attack": attack, "choice": label, **scores}
+        # the attacker's own held-out PSNR for its choice: far above ``psnr`` means the recovery
+        # of the evaluated faces is not what the attacker validated
+        row["attacker_psnr"] = attacker_psnr
+        rows.append(row)
     return rows
 
 
