@@ -148,3 +148,34 @@ def test_the_full_suite_and_the_command_share_one_inversion_recipe():
     assert AttackSettings().inversion == full_inversion()
     recipe = full_inversion(800, 8)
     assert (recipe.steps, recipe.width, recipe.min_steps, recipe.batch_size) == (800, 8, 400, 16)
+
+
+def test_blind_attacker_tries_every_noise_floor_and_keeps_the_capture_when_all_are_empty(monkeypatch):
+    """``AttackSettings.blind_floors`` is searched (it once was ignored: the floor was always 3),
+    and an estimate with nothing above its floor is never used: with every estimate empty (a
+    PSF wider than the target's margin gave 6.5 dB, an all-black recovery) the PSF is a delta."""
+    import privlens.attacks.suite as suite
+    from privlens.attacks.suite import AttackSettings, _blind_psf
+
+    faces = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    camera = make_camera("defocus", 32)
+    settings = AttackSettings(
+        blind_eps=(1e-3,), blind_floors=(1.0, 2.0), blind_frames=4, wiener_lambdas=(1e-3,)
+    )
+    seen = []
+    real = suite.estimate_psf
+
+    def spy(capture, target, eps, floor=3.0):
+        seen.append(floor)
+        return real(capture, target, eps, floor)
+
+    monkeypatch.setattr(suite, "estimate_psf", spy)
+    psf, choice = _blind_psf(camera, faces, faces, settings)
+    assert sorted(seen) == [1.0, 2.0] and "noise floor" in choice.note
+    assert torch.allclose(psf.sum(dim=(-2, -1)), torch.ones(3))
+    monkeypatch.setattr(
+        suite, "estimate_psf", lambda capture, target, eps, floor=3.0: torch.zeros_like(capture)
+    )
+    psf, choice = _blind_psf(camera, faces, faces, settings)
+    assert float(psf[:, 16, 16].min()) == 1.0 and float(psf.sum()) == 3.0
+    assert "no deconvolution" in choice.note

@@ -285,16 +285,29 @@ def score(
 
 
 def _blind_psf(camera: Camera, own: torch.Tensor, own_originals: torch.Tensor, settings: AttackSettings):
-    """The blind attacker's PSF: target captures, eps chosen by Wiener PSNR on their own faces."""
+    """The blind attacker's PSF: target captures; eps and the noise floor chosen by Wiener PSNR on
+    their own faces (per eps, the best floor). An estimate with nothing above its floor is no
+    estimate; if every one is empty (a PSF wider than the target's margin) the attacker keeps the
+    capture (a centred delta PSF) instead of deconvolving with an empty kernel."""
     mean_capture, target = capture_target(camera, settings.blind_frames, settings.noise, settings.seed)
-    table, psfs = {}, {}
+    table, psfs, floors = {}, {}, {}
     for eps in settings.blind_eps:
-        psfs[eps] = estimate_psf(mean_capture, target, eps)
-        table[eps] = max(
-            choose_wiener(own, own_originals, psfs[eps], settings.wiener_lambdas).candidates.values()
+        for floor in settings.blind_floors:
+            psf = estimate_psf(mean_capture, target, eps, floor)
+            if not bool((psf.sum(dim=(-2, -1)) > 0).all()):
+                continue
+            value = max(choose_wiener(own, own_originals, psf, settings.wiener_lambdas).candidates.values())
+            if eps not in table or value > table[eps]:
+                table[eps], psfs[eps], floors[eps] = value, psf, floor
+    note = f"{settings.blind_frames} frames of the calibration target"
+    if not table:
+        delta = torch.zeros_like(mean_capture)
+        delta[:, delta.shape[-2] // 2, delta.shape[-1] // 2] = 1.0
+        return delta, Choice(
+            0.0, {}, note + "; every estimate empty (PSF wider than its margin): no deconvolution"
         )
     best = max(table, key=table.get)
-    return psfs[best], Choice(best, table, f"{settings.blind_frames} frames of the calibration target")
+    return psfs[best], Choice(best, table, note + f"; noise floor {floors[best]:g}")
 
 
 def attack_lens(
