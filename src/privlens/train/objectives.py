@@ -34,6 +34,7 @@ import math
 import torch
 
 from privlens.attacks.wiener_bound import wiener_privacy_db
+from privlens.eval.quality import psnr
 from privlens.optics.config import CameraConfig
 from privlens.optics.noise import equivalent_variance, sensor_noise_for
 from privlens.train.losses import Stage1Loss
@@ -43,9 +44,7 @@ from privlens.train.stage1_config import LossConfig
 def adversary_psnr(adversary: torch.nn.Module, capture: torch.Tensor, scene: torch.Tensor) -> torch.Tensor:
     """Mean PSNR (dB) of the adversary's estimate of ``scene`` from ``capture``; differentiable in
     the capture (the lens) and in the adversary."""
-    estimate = adversary(capture.clamp(0, 1))
-    mse = (estimate - scene).pow(2).flatten(1).mean(dim=1).clamp_min(1e-10)
-    return (-10 * torch.log10(mse)).mean()
+    return psnr(adversary(capture.clamp(0, 1)), scene).mean()
 
 
 def adversary_update(

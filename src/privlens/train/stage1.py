@@ -158,7 +158,8 @@ def train_step(
         losses = robust_losses(losses, scene, psf, config.loss)
     attacked = None
     if learn_optics and adversary is not None:
-        attacked = adversary_psnr(adversary, capture, scene)
+        with torch.set_grad_enabled(adversary_on):  # during the warm-up only logged: no graph
+            attacked = adversary_psnr(adversary, capture, scene)
         if adversary_on:
             optics = losses.optics + config.loss.adversary_weight * attacked / 10
             losses = losses._replace(total=losses.total - losses.optics + optics, optics=optics)
