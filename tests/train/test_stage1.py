@@ -118,21 +118,28 @@ def test_resume_after_interruption_equals_uninterrupted(one_thread, faces64, tin
         "net.width=16",
         "camera.noise_sigma=0.01",
     )
-    whole = run_stage1("optics", tiny_config(faces64, *overrides), tmp_path / "whole", resume=False)
+    whole, resumed, a = _whole_and_resumed(tiny_config(faces64, *overrides), tmp_path)
+    assert resumed.summary["resumed_from"] == 2
+    assert any(k.startswith("optim/camera/") for k in a)
+    assert whole.summary["val_end"] == resumed.summary["val_end"]
+    assert whole.summary["beta_end_um"] == resumed.summary["beta_end_um"]
+
+
+def _whole_and_resumed(config, tmp_path):
+    """An optics run straight through, and the same run killed after 3 steps and resumed: both
+    results and the whole run's checkpoint tensors, checked equal to the resumed run's."""
+    whole = run_stage1("optics", config, tmp_path / "whole", resume=False)
     cut = tmp_path / "cut"
-    stopped = run_stage1("optics", tiny_config(faces64, *overrides), cut, resume=False, stop_after=3)
+    stopped = run_stage1("optics", config, cut, resume=False, stop_after=3)
     assert stopped.summary == {"stopped_at": 3}
     assert not (cut / "summary.json").exists()
-    resumed = run_stage1("optics", tiny_config(faces64, *overrides), cut, resume=True)
-    assert resumed.summary["resumed_from"] == 2
+    resumed = run_stage1("optics", config, cut, resume=True)
     a = load_file(str(tmp_path / "whole" / "checkpoint.safetensors"))
     b = load_file(str(cut / "checkpoint.safetensors"))
     assert a.keys() == b.keys()
-    assert any(k.startswith("optim/camera/") for k in a)
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    assert whole.summary["val_end"] == resumed.summary["val_end"]
-    assert whole.summary["beta_end_um"] == resumed.summary["beta_end_um"]
+    return whole, resumed, a
 
 
 def test_mirror_limit_and_resume_refusing_a_changed_config(one_thread, faces64, tiny_config, tmp_path):
@@ -260,11 +267,7 @@ def test_in_loop_adversary_trains_checkpoints_and_resumes(one_thread, faces64, t
         "train.val_every=5",
         "net.width=16",
     )
-    whole = run_stage1("optics", tiny_config(faces64, *overrides), tmp_path / "whole", resume=False)
-    cut = tmp_path / "cut"
-    run_stage1("optics", tiny_config(faces64, *overrides), cut, resume=False, stop_after=3)
-    resumed = run_stage1("optics", tiny_config(faces64, *overrides), cut, resume=True)
-    a = load_file(str(tmp_path / "whole" / "checkpoint.safetensors"))
+    whole, resumed, a = _whole_and_resumed(tiny_config(faces64, *overrides), tmp_path)
     assert any(k.startswith("model/adversary/") for k in a)
     assert any(k.startswith("optim/adversary/") for k in a)
     assert whole.summary["beta_end_um"] == resumed.summary["beta_end_um"]
