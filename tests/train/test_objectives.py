@@ -99,6 +99,40 @@ def test_adversary_moves_the_lens_only_through_its_psnr_and_learns_on_detached_c
     assert float(after) < float(before.detach())
 
 
+def test_deconvolving_adversary_starts_as_the_restoration_and_the_lens_feels_it_through_the_psf(
+    one_torch_thread,
+):
+    """adversary_frontend tikhonov: before training it returns the regularised least-squares
+    restoration with the lens's PSF (its U-Net is residual), which beats the raw capture; its own
+    update leaves the lens without gradient and moves its learned regularisation; the lens's
+    gradient reaches it through the PSF as well as the capture."""
+    from privlens.attacks.deconvolution import tikhonov_cg
+    from privlens.eval.quality import psnr
+    from privlens.train.objectives import DeconvolvingAdversary, adversary_psnr, adversary_update
+
+    torch.manual_seed(0)
+    coarse = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    scene = torch.nn.functional.interpolate(coarse, size=32, mode="bilinear", align_corners=False)
+    camera = make_camera("defocus", 32)
+    adversary = DeconvolvingAdversary(3, 4, log10_lambda=-2.0)
+    capture, psf = camera(scene)
+    expected = tikhonov_cg(capture.detach(), psf.detach(), 1e-2, 20, "linear")
+    with torch.no_grad():
+        estimate = adversary(capture, psf)
+    assert torch.allclose(estimate, expected, atol=1e-5)
+    assert float(psnr(estimate, scene).mean()) > float(psnr(capture.detach(), scene).mean()) + 0.3
+    with pytest.raises(ValueError, match="PSF"):
+        adversary_psnr(adversary, capture, scene)
+    optimizer = torch.optim.Adam(adversary.parameters(), lr=1e-2)
+    lam = float(adversary.log10_lambda.detach())
+    adversary_update(adversary, optimizer, capture, scene, psf)
+    assert camera.coeffs_um.grad is None and float(adversary.log10_lambda.detach()) != lam
+    capture, psf = camera(scene)
+    attacked = adversary_psnr(adversary, capture.detach(), scene, psf)
+    through_psf = torch.autograd.grad(attacked, camera.coeffs_um)[0]
+    assert float(through_psf.abs().sum()) > 0
+
+
 def test_adversary_needs_the_robust_objective():
     from privlens.train.config import ConfigError
 
@@ -106,3 +140,5 @@ def test_adversary_needs_the_robust_objective():
         load_config(Stage1Config, None, ["loss.objective=paper", "loss.adversary_weight=1"])
     with pytest.raises(ConfigError, match="adversary_warmup"):
         load_config(Stage1Config, None, ["loss.objective=robust", "loss.adversary_warmup=-1"])
+    with pytest.raises(ConfigError, match="adversary_frontend"):
+        load_config(Stage1Config, None, ["loss.objective=robust", "loss.adversary_frontend=wiener"])

@@ -273,3 +273,43 @@ def test_in_loop_adversary_trains_checkpoints_and_resumes(one_thread, faces64, t
     assert whole.summary["beta_end_um"] == resumed.summary["beta_end_um"]
     rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert any("adversary_psnr" in row for row in rows if row["kind"] == "train")
+
+
+def test_deconvolving_adversary_trains_in_the_loop_and_resumes(one_thread, faces64, tiny_config, tmp_path):
+    """loss.adversary_frontend tikhonov: the attacker deconvolves with the lens's PSF first; its
+    learned regularisation is in the checkpoint and a killed run resumes to the same lens."""
+    overrides = (
+        "loss.objective=robust",
+        "loss.robust_weight=0",
+        "loss.adversary_weight=3",
+        "loss.adversary_width=4",
+        "loss.adversary_frontend=tikhonov",
+        "loss.adversary_warmup=1",
+        "train.steps=4",
+        "train.checkpoint_every=2",
+        "train.val_every=4",
+        "net.width=16",
+    )
+    whole, resumed, a = _whole_and_resumed(tiny_config(faces64, *overrides), tmp_path)
+    assert "model/adversary/log10_lambda" in a
+    assert whole.summary["beta_end_um"] == resumed.summary["beta_end_um"]
+
+
+def test_time_box_stops_early_saves_as_at_the_end_and_a_larger_budget_resumes(
+    one_thread, faces64, tiny_config, tmp_path
+):
+    """train.max_seconds: the run stops after the step that crosses it, writes its lens, U and
+    summary (steps done, stopped_by), and the same folder without the box runs on to the end."""
+    from privlens.optics.lensfile import read_lens
+
+    small = ("net.width=8", "net.depth=2", "train.steps=6", "train.val_every=6", "train.checkpoint_every=6")
+    boxed = run_stage1(
+        "optics", tiny_config(faces64, *small, "train.max_seconds=0.001"), tmp_path, resume=False
+    )
+    assert boxed.summary["stopped_by"] == "max_seconds"
+    assert boxed.summary["steps"] == 1 and boxed.summary["planned_steps"] == 6
+    assert read_lens(tmp_path / "lens.safetensors")[2]["steps"] == 1
+    assert boxed.summary["val_end"]["step"] == 1
+    rest = run_stage1("optics", tiny_config(faces64, *small), tmp_path, resume=True)
+    assert rest.summary["stopped_by"] is None
+    assert (rest.summary["resumed_from"], rest.summary["steps"]) == (1, 6)

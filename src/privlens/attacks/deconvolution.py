@@ -3,7 +3,10 @@
 Both attacks work batched on tensors with FFTs. Wiener is a periodic (frequency-domain) filter:
 the capture is extended by ``K // 2`` pixels on each side with edge replication (the attacker's
 standard guard against ringing), filtered and cropped back. Richardson–Lucy iterates the camera's
-exact forward model, zero-padded borders included.
+exact forward model, zero-padded borders included; so does the regularised least-squares
+restoration (:func:`tikhonov_cg`, conjugate gradients), which reaches in 20 iterations what
+Richardson–Lucy reaches in about a thousand and is differentiable in the PSF (Stage I's in-loop
+attacker uses it).
 Captures ``[B, C, H, W]`` in [0, 1]; PSF ``[C, K, K]`` centred at ``(K // 2, K // 2)``.
 """
 
@@ -133,6 +136,43 @@ def richardson_lucy(
             break
     if snapshots:
         return torch.stack(kept)
+    return estimate.clamp(0, 1)
+
+
+def tikhonov_cg(
+    captures: torch.Tensor,
+    psf: torch.Tensor,
+    regularisation: float | torch.Tensor,
+    iterations: int = 20,
+    mode: str = "linear",
+) -> torch.Tensor:
+    """Regularised least squares with the camera's exact forward model, clipped to [0, 1].
+
+    Minimises ``||A x - y||^2 + lambda ||x - m||^2`` per image (``A`` from :func:`blur_operator`,
+    so light that left the frame is modelled; ``m`` the capture's per-channel mean, the prior
+    level) by ``iterations`` steps of conjugate gradients on the normal equations
+    ``(A^T A + lambda) x = A^T y + lambda m``, starting from the capture. Differentiable in the
+    captures, the PSF and ``lambda`` (a float or a 0-d tensor).
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    forward, adjoint = blur_operator(psf.to(captures.dtype), captures.shape[-2:], mode)
+    dims = (-3, -2, -1)
+    prior = captures.mean(dim=(-2, -1), keepdim=True)
+    estimate = captures
+    residual = (
+        adjoint(captures) + regularisation * prior - (adjoint(forward(estimate)) + regularisation * estimate)
+    )
+    direction = residual
+    power = residual.square().sum(dim=dims, keepdim=True)
+    for _ in range(iterations):
+        applied = adjoint(forward(direction)) + regularisation * direction
+        step = power / (direction * applied).sum(dim=dims, keepdim=True).clamp_min(1e-20)
+        estimate = estimate + step * direction
+        residual = residual - step * applied
+        new_power = residual.square().sum(dim=dims, keepdim=True)
+        direction = residual + new_power / power.clamp_min(1e-20) * direction
+        power = new_power
     return estimate.clamp(0, 1)
 
 

@@ -7,6 +7,7 @@ process. Backend: NCCL on CUDA, gloo on CPU.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -76,3 +77,14 @@ def max_difference_across_ranks(info: DistInfo, tensor: torch.Tensor) -> float:
     gathered = [torch.empty_like(local) for _ in range(info.world_size)]
     dist.all_gather(gathered, local)
     return max(float((g - gathered[0]).abs().max()) for g in gathered)
+
+
+def out_of_time(began: float, max_seconds: float, info: DistInfo) -> bool:
+    """Whether a time box of ``max_seconds`` from ``began`` (``time.perf_counter()``) is spent;
+    rank 0 decides, so that every rank stops at the same step."""
+    over = time.perf_counter() - began >= max_seconds
+    if not info.distributed:
+        return over
+    flag = torch.tensor(float(over), device=info.device)
+    dist.broadcast(flag, 0)
+    return bool(flag.item())

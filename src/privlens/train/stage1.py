@@ -16,6 +16,12 @@ radians, and the FFT convolution sums N^2 products whose rounding bf16 cannot ca
 Reproducibility: the samples, augmentation draws and camera noise of step ``s`` are functions of
 ``(seed, s, rank)``; together with the checkpointed weights, buffers and optimiser states this makes
 a resumed run reach the same state as an uninterrupted one.
+
+Time box: ``train.max_seconds`` ends the loop after the step that crosses it; the run then
+validates and saves its checkpoint, lens, U and summary as at the last step (``summary.json``:
+``steps`` done, ``planned_steps``, ``stopped_by: "max_seconds"``), and a later call with a larger
+budget resumes. The learning-rate schedule stays that of ``train.steps``, so a run cut early ends
+at a higher rate than planned.
 """
 
 from __future__ import annotations
@@ -49,11 +55,12 @@ from privlens.train.distributed import (
     barrier,
     init_distributed,
     max_difference_across_ranks,
+    out_of_time,
     shutdown,
 )
 from privlens.train.losses import Stage1Loss, heatmap_targets, stage1_loss
 from privlens.train.metrics import landmark_nme
-from privlens.train.objectives import adversary_psnr, adversary_update, robust_losses
+from privlens.train.objectives import adversary_psnr, adversary_update, build_adversary, robust_losses
 from privlens.train.runs import RunResult, append_metrics, check_data_root, locked_run_folder, trim_metrics
 from privlens.train.stage1_config import Stage1Config
 
@@ -71,6 +78,7 @@ TENSORBOARD = "tb"
 # Settings that may change between a run and its resumption (they do not change the trajectory).
 RESUMABLE_CHANGES = (
     "train.steps",
+    "train.max_seconds",
     "train.progress",
     "train.log_every",
     "train.image_every",
@@ -159,7 +167,7 @@ def train_step(
     attacked = None
     if learn_optics and adversary is not None:
         with torch.set_grad_enabled(adversary_on):  # during the warm-up only logged: no graph
-            attacked = adversary_psnr(adversary, capture, scene)
+            attacked = adversary_psnr(adversary, capture, scene, psf)
         if adversary_on:
             optics = losses.optics + config.loss.adversary_weight * attacked / 10
             losses = losses._replace(total=losses.total - losses.optics + optics, optics=optics)
@@ -174,7 +182,7 @@ def train_step(
         if learn_optics and camera is not None and config.camera.mirror_limit_um is not None:
             camera.project_(config.camera.mirror_limit_um)
     if learn_optics and adversary is not None:  # the attacker's move, on the captures just seen
-        adversary_update(adversary, optimizers["adversary"], capture, scene)
+        adversary_update(adversary, optimizers["adversary"], capture, scene, psf)
     psnr_value = None if attacked is None else float(attacked.detach())
     return StepOutput(losses, capture, psf, predictions, target, finite, psnr_value)
 
@@ -394,9 +402,9 @@ def _run(
         optimizers["camera"] = torch.optim.Adam([camera.coeffs_um], lr=config.camera.lr)
     adversary = None
     if learn_optics and config.loss.adversary_weight > 0:
-        from privlens.attacks.inversion import InversionUNet
-
-        adversary = InversionUNet(3, config.loss.adversary_width, 3).to(device)
+        adversary = build_adversary(
+            config.loss.adversary_frontend, config.loss.adversary_width, config.camera.convolution
+        ).to(device)
         optimizers["adversary"] = torch.optim.Adam(adversary.parameters(), lr=config.loss.adversary_lr)
     reference_psf = camera.defocus_psf(config.loss.defocus_um) if learn_optics else None
     psf_scale = psf_scale_of(camera, reference_psf, config) if learn_optics else 1.0
@@ -464,6 +472,7 @@ def _run(
     began = time.perf_counter()
     done_here = 0
     step = start_step
+    end_step, stopped_by = t.steps, None
     base_lrs = {name: [g["lr"] for g in o.param_groups] for name, o in optimizers.items()}
     for step, batch in enumerate(loader, start=start_step):
         torch.manual_seed(mix_seed(t.seed, step, info.rank, 0xA015E))  # camera read noise
@@ -527,6 +536,12 @@ def _run(
                     dist=f"{last['distortion']:.4f}",
                     heat=f"{last['heatmap']:.4f}",
                 )
+        end_step = current
+        if t.max_seconds is not None and current < t.steps and out_of_time(began, t.max_seconds, info):
+            stopped_by = "max_seconds"
+            if info.is_main and current % t.log_every:  # the step's losses, unless logged above
+                append_metrics(run_dir / METRICS, {"kind": "train", "step": current, **last})
+            break
         if current % t.val_every == 0 and current != t.steps:
             validate(current)
         if current % t.checkpoint_every == 0 and current != t.steps:
@@ -541,7 +556,7 @@ def _run(
     if progress is not None:
         progress.close()
 
-    final_step = t.steps
+    final_step = end_step
     if not val_history or val_history[-1]["step"] != final_step:
         validate(final_step)
     checkpoint(final_step)
@@ -572,6 +587,8 @@ def _run(
         summary = {
             "mode": mode,
             "steps": final_step,
+            "planned_steps": t.steps,
+            "stopped_by": stopped_by,
             "resumed_from": start_step,
             "world_size": info.world_size,
             "device": str(device),

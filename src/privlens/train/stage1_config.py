@@ -80,6 +80,7 @@ class LossConfig:
     adversary_width: int = 8  # its U-Net width (privlens.attacks.inversion.InversionUNet, depth 3)
     adversary_lr: float = 0.002  # its Adam learning rate (follows train.lr_schedule)
     adversary_warmup: int = 0  # steps the adversary trains before the lens feels it
+    adversary_frontend: Literal["none", "tikhonov"] = "none"  # tikhonov: deconvolve with the PSF first
     alpha1: float = 10.0
     alpha2: float = 2.0
     defocus_um: float = 0.5  # Noll-4 RMS (um) of the reference defocus PSF H_f
@@ -94,6 +95,7 @@ class TrainConfig:
     """Loop settings."""
 
     steps: int = 20000
+    max_seconds: float | None = None  # time box: stop after this many seconds, save as at the end
     batch_size: int = 16  # per process
     seed: int = 0
     amp: Literal["auto", "bf16", "off"] = "auto"  # auto: bf16 autocast for U on CUDA
@@ -176,6 +178,11 @@ class Stage1Config:
             (self.loss.adversary_lr > 0, "loss.adversary_lr", "must be positive"),
             (self.loss.adversary_warmup >= 0, "loss.adversary_warmup", "must be >= 0"),
             (
+                self.loss.adversary_frontend in ("none", "tikhonov"),
+                "loss.adversary_frontend",
+                "must be none or tikhonov",
+            ),
+            (
                 self.loss.adversary_weight == 0 or self.loss.objective == "robust",
                 "loss.adversary_weight",
                 "needs loss.objective: robust",
@@ -190,6 +197,11 @@ class Stage1Config:
             (0 <= self.data.scale_jitter < 1, "data.scale_jitter", "must lie in [0, 1)"),
             (0 <= self.data.shift_fraction <= 0.5, "data.shift_fraction", "must lie in [0, 0.5]"),
             (self.train.steps >= 0, "train.steps", "must be >= 0"),
+            (
+                self.train.max_seconds is None or self.train.max_seconds > 0,
+                "train.max_seconds",
+                "must be positive (or null for no time box)",
+            ),
             (
                 self.train.lr_schedule in ("constant", "cosine"),
                 "train.lr_schedule",

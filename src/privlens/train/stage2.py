@@ -56,6 +56,7 @@ from privlens.train.distributed import (
     barrier,
     init_distributed,
     max_difference_across_ranks,
+    out_of_time,
     shutdown,
 )
 from privlens.train.runs import RunResult, append_metrics, check_data_root, locked_run_folder, trim_metrics
@@ -656,7 +657,7 @@ def _run(
                     d=f"{last['d_ref/adv']:.3f}", g=f"{last['g_ref/adv']:.3f}", cyc=f"{last['g_ref/cyc']:.3f}"
                 )
         end_step = current
-        if t.max_seconds is not None and current < t.steps and _out_of_time(began, t.max_seconds, info):
+        if t.max_seconds is not None and current < t.steps and out_of_time(began, t.max_seconds, info):
             stopped_by, last = "max_seconds", scalars(out)
             if info.is_main:
                 append_metrics(run_dir / METRICS, {"step": current, **last})
@@ -732,16 +733,6 @@ def _run(
         writer.close()
     barrier(info)
     return RunResult(run_dir, summary, files)
-
-
-def _out_of_time(began: float, max_seconds: float, info: DistInfo) -> bool:
-    """Whether the time box is spent (rank 0 decides, so that every rank stops at one step)."""
-    over = time.perf_counter() - began >= max_seconds
-    if not info.distributed:
-        return over
-    flag = torch.tensor(float(over), device=info.device)
-    dist.broadcast(flag, 0)
-    return bool(flag.item())
 
 
 def _sample_grid(out: IterationOutput, batch: dict[str, torch.Tensor], count: int = 4) -> torch.Tensor:
