@@ -46,8 +46,10 @@ if compgen -G ".whl/*.whl" >/dev/null && [ "$SMOKE" = 0 ]; then
 fi
 
 # --- 1. Stage I speed (issue 10, item 6): bench_stage1.py at b16, 256 px, U width 256, amp auto/off
-echo; echo "== Stage I benchmark $(date -u +%T)"
-timeout -k 10 120 "$PY" benchmarks/bench_gpu.py stage1 --results "$OUT" || echo "!! stage1 benchmark rc=$?"
+if [ "${SKIP_BENCH:-0}" = 0 ]; then
+    echo; echo "== Stage I benchmark $(date -u +%T)"
+    timeout -k 10 120 "$PY" benchmarks/bench_gpu.py stage1 --results "$OUT" || echo "!! stage1 benchmark rc=$?"
+fi
 
 # --- 2. robust-lens candidates (issue 14)
 VARIANTS=(
@@ -59,6 +61,8 @@ VARIANTS=(
     "deconv-w10-nodefocus|loss.adversary_weight=10 camera.frozen_terms=[1,2,3,4]"
 )
 [ "$SMOKE" != 0 ] && VARIANTS=("${VARIANTS[0]}" "${VARIANTS[3]}")
+# ROBUST_VARIANTS="name|overrides;name|overrides" replaces the list (a second call's own variants)
+[ -n "${ROBUST_VARIANTS:-}" ] && IFS=';' read -r -a VARIANTS <<< "$ROBUST_VARIANTS"
 OPTICS_CFG=configs/shipped/stage1_robust_deconv_64.yaml
 U_CFG=configs/shipped/stage1_heatmap_robust_mix_64.yaml
 rm -rf "$WORK"; mkdir -p "$WORK"
@@ -101,16 +105,21 @@ u_specs() {  # "variant|overrides" for the U rounds through each variant's new l
     done
 }
 
-echo; echo "== probe: every variant side by side, $PROBE steps ($(date -u +%T))"
-probe_specs=()
-for spec in "${VARIANTS[@]}"; do probe_specs+=("${spec} train.steps=$PROBE train.val_every=$PROBE train.checkpoint_every=$PROBE data.val_limit=4"); done
-phase probe "$OPTICS_CFG" 0 "${probe_specs[@]}"
+# OPTICS_STEPS / U_STEPS set: no probe, those step counts (a rate measured by an earlier call)
+if [ -z "${OPTICS_STEPS:-}" ]; then
+    echo; echo "== probe: every variant side by side, $PROBE steps ($(date -u +%T))"
+    probe_specs=()
+    for spec in "${VARIANTS[@]}"; do probe_specs+=("${spec} train.steps=$PROBE train.val_every=$PROBE train.checkpoint_every=$PROBE data.val_limit=4"); done
+    phase probe "$OPTICS_CFG" 0 "${probe_specs[@]}"
+fi
 optics_specs=()
 for spec in "${VARIANTS[@]}"; do
     vname=${spec%%|*}
-    r=$(rate "$WORK/probe-$vname")
-    n=$(steps_for "$r" "$T_OPTICS")
-    echo "   $vname: ${r} steps/s in the probe -> train.steps=$n"
+    if [ -n "${OPTICS_STEPS:-}" ]; then n=$OPTICS_STEPS; else
+        r=$(rate "$WORK/probe-$vname")
+        n=$(steps_for "$r" "$T_OPTICS")
+        echo "   $vname: ${r} steps/s in the probe -> train.steps=$n"
+    fi
     optics_specs+=("${spec} train.steps=$n train.max_seconds=$T_OPTICS")
 done
 
@@ -126,16 +135,20 @@ pack robust_optics.tar.gz   # kept even if the U rounds do not finish
 
 echo; echo "== U rounds through each frozen new lens ($(date -u +%T), box ${T_U}s each)"
 mapfile -t base_u < <(u_specs)
-probe_u=()
-for spec in "${base_u[@]}"; do probe_u+=("${spec} train.steps=$PROBE train.val_every=$PROBE train.checkpoint_every=$PROBE data.val_limit=4"); done
-phase uprobe "$U_CFG" 0 "${probe_u[@]}"
+if [ -z "${U_STEPS:-}" ]; then
+    probe_u=()
+    for spec in "${base_u[@]}"; do probe_u+=("${spec} train.steps=$PROBE train.val_every=$PROBE train.checkpoint_every=$PROBE data.val_limit=4"); done
+    phase uprobe "$U_CFG" 0 "${probe_u[@]}"
+fi
 final_u=()
 for spec in "${base_u[@]}"; do
     vname=${spec%%|*}
-    r=$(rate "$WORK/uprobe-$vname")
-    n=$(steps_for "$r" "$T_U")
-    (( n > 2000 )) && n=2000   # the recipe's round length
-    echo "   $vname: ${r} steps/s in the probe -> train.steps=$n"
+    if [ -n "${U_STEPS:-}" ]; then n=$U_STEPS; else
+        r=$(rate "$WORK/uprobe-$vname")
+        n=$(steps_for "$r" "$T_U")
+        (( n > 2000 )) && n=2000   # the recipe's round length
+        echo "   $vname: ${r} steps/s in the probe -> train.steps=$n"
+    fi
     final_u+=("${spec} train.steps=$n train.max_seconds=$T_U train.val_every=250 train.checkpoint_every=250")
 done
 phase u "$U_CFG" "$T_U" "${final_u[@]}"

@@ -313,3 +313,27 @@ def test_time_box_stops_early_saves_as_at_the_end_and_a_larger_budget_resumes(
     rest = run_stage1("optics", tiny_config(faces64, *small), tmp_path, resume=True)
     assert rest.summary["stopped_by"] is None
     assert (rest.summary["resumed_from"], rest.summary["steps"]) == (1, 6)
+
+
+def test_a_lens_step_that_would_outgrow_the_pupil_sampling_is_pulled_back(one_thread):
+    """keep_simulable_: a coma step far past what max_pupil_samples can simulate is halved until
+    the mask can be simulated (the result lies on the segment from the old beta), and a step that
+    fits stands untouched."""
+    from privlens.optics import make_camera
+    from privlens.optics.psf import PupilSamplingError
+    from privlens.train.stage1 import keep_simulable_
+
+    camera = make_camera("defocus", 64)
+    before = camera.coeffs_um.detach().clone()
+    with torch.no_grad():
+        camera.coeffs_um[6] += 40.0  # Noll 7 (coma): needs far more than 512 pupil samples
+    with pytest.raises(PupilSamplingError):
+        camera.check_sampling(strict=False)
+    pulled = keep_simulable_(camera, before)
+    assert 1 <= pulled <= 8
+    moved = camera.coeffs_um.detach() - before
+    assert float(moved[6]) == pytest.approx(40.0 / 2**pulled)
+    assert float(moved.abs().sum() - moved[6].abs()) == 0.0
+    camera.check_sampling(strict=False)  # simulable now
+    fits = camera.coeffs_um.detach().clone()
+    assert keep_simulable_(camera, before) == 0 and torch.equal(camera.coeffs_um.detach(), fits)

@@ -40,6 +40,7 @@ from privlens.faces.heatmaps import heatmap_to_image_coords
 from privlens.files import atomic_write_text
 from privlens.nets import HeatmapNet, soft_argmax
 from privlens.optics.camera import Camera
+from privlens.optics.psf import PupilSamplingError
 from privlens.train import tblog
 from privlens.train.checkpoint import (
     load_checkpoint,
@@ -120,6 +121,7 @@ class StepOutput(NamedTuple):
     target: torch.Tensor
     grads_finite: bool
     adversary_psnr: float | None = None
+    lens_pulled_back: int = 0  # halvings of this step's beta update to keep the mask simulable
 
 
 def train_step(
@@ -176,15 +178,37 @@ def train_step(
         optimizer.zero_grad(set_to_none=True)
     losses.total.backward()
     finite = all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None)
+    pulled_back = 0
     if finite:
+        before = camera.coeffs_um.detach().clone() if learn_optics and camera is not None else None
         for optimizer in own.values():
             optimizer.step()
         if learn_optics and camera is not None and config.camera.mirror_limit_um is not None:
             camera.project_(config.camera.mirror_limit_um)
+        if before is not None:
+            pulled_back = keep_simulable_(camera, before)
     if learn_optics and adversary is not None:  # the attacker's move, on the captures just seen
         adversary_update(adversary, optimizers["adversary"], capture, scene, psf)
     psnr_value = None if attacked is None else float(attacked.detach())
-    return StepOutput(losses, capture, psf, predictions, target, finite, psnr_value)
+    return StepOutput(losses, capture, psf, predictions, target, finite, psnr_value, pulled_back)
+
+
+def keep_simulable_(camera: Camera, before: torch.Tensor, halvings: int = 8) -> int:
+    """Pull an optimiser step on beta back towards ``before`` until the camera can simulate the
+    mask within its ``max_pupil_samples`` (halving the step up to ``halvings`` times, then undoing
+    it). Returns the number of halvings (0: the step stood). Without this, a lens pushed hard
+    towards privacy outgrows the simulable pupil sampling and the run stops with
+    :class:`~privlens.optics.psf.PupilSamplingError`; with it, the lens stays at that boundary."""
+    for pulled in range(halvings + 1):
+        try:
+            camera.check_sampling(strict=False)
+            return pulled
+        except PupilSamplingError:
+            with torch.no_grad():
+                camera.coeffs_um.copy_(before + 0.5 * (camera.coeffs_um - before))
+    with torch.no_grad():
+        camera.coeffs_um.copy_(before)
+    return halvings + 1
 
 
 def lr_factor(schedule: str, step: int, steps: int, final_fraction: float) -> float:
@@ -469,6 +493,7 @@ def _run(
     model.train()
     last: dict[str, float] = {}
     skipped = 0
+    pulled_back = 0  # steps whose beta update was shortened to keep the mask simulable
     began = time.perf_counter()
     done_here = 0
     step = start_step
@@ -503,6 +528,7 @@ def _run(
             out.target,
         )
         skipped += not out.grads_finite
+        pulled_back += out.lens_pulled_back > 0
         current = step + 1
         done_here += 1
         last = {
@@ -595,6 +621,7 @@ def _run(
             "amp": str(model.amp_dtype).replace("torch.", "") if model.amp_dtype else "off",
             "steps_per_s_this_call": done_here / elapsed if elapsed > 0 and done_here else None,
             "skipped_nonfinite_steps": skipped,
+            "lens_steps_pulled_back": pulled_back,
             "last_train_losses": last,
             "val_start": val_history[0] if val_history else None,
             "val_end": val_history[-1] if val_history else None,
