@@ -42,6 +42,8 @@ def test_open_lens_is_identified_and_every_figure_states_its_n(faces):
         blind_eps=(1.0,),
         blind_floors=(2.0,),
         mmse_noise_scales=(1.0,),
+        tikhonov_lambdas=(1e-3,),
+        tikhonov_iterations=(10,),
     )
     camera = make_camera("open", 64)
     result = attack_lens("open", camera, attacker, evaluation, settings, OriginalBoxIdentity())
@@ -50,17 +52,19 @@ def test_open_lens_is_identified_and_every_figure_states_its_n(faces):
         "wiener",
         "wiener-mmse",
         "richardson-lucy",
+        "tikhonov",
         "blind-wiener",
         "blind-rl",
         "inversion",
         "rl+inversion",
+        "tikhonov+inversion",
     }
     for attack, scores in result.scores.items():
         assert scores["faces"] >= 5, attack
         assert scores["chance_rank1"] == pytest.approx(1 / scores["faces"])
         assert scores["rank1_lo"] <= scores["rank1"] <= scores["rank1_hi"]
         assert scores["impostor_pairs"] > 0
-    for attack in ("none", "wiener", "richardson-lucy", "blind-rl"):
+    for attack in ("none", "wiener", "richardson-lucy", "tikhonov", "blind-rl"):
         assert result.scores[attack]["rank1"] == 1.0, attack
         assert result.scores[attack]["reidentified"] == 1.0, attack
     assert strongest(result.scores) in result.scores
@@ -193,18 +197,49 @@ def test_each_learned_attack_applies_its_own_network(faces, monkeypatch):
     captures as ``inversion``: 12.2 dB where the attacker's own check said 18.1 dB)."""
     import privlens.attacks.suite as suite
 
+    hybrids = iter([_ConstantNet(0.75), _ConstantNet(0.5)])  # trained in this order
     monkeypatch.setattr(suite, "train_inversion", lambda *args, **kwargs: _ConstantNet(0.25))
-    monkeypatch.setattr(suite, "train_inversion_on_pairs", lambda *args, **kwargs: _ConstantNet(0.75))
+    monkeypatch.setattr(suite, "train_inversion_on_pairs", lambda *args, **kwargs: next(hybrids))
     attacker, evaluation = split_faces(faces[:22], 6)
     settings = AttackSettings(
-        attacks=("inversion", "rl+inversion"),
+        attacks=("inversion", "rl+inversion", "tikhonov+inversion"),
         rl_max_iterations=5,
         inversion=InversionTraining(steps=1),
         hybrid_copies=1,
+        tikhonov_lambdas=(1e-3,),
+        tikhonov_iterations=(5,),
     )
     result = attack_lens("defocus", make_camera("defocus", 64), attacker, evaluation, settings)
     assert torch.all(result.recovered["inversion"] == 0.25)
     assert torch.all(result.recovered["rl+inversion"] == 0.75)
+    assert torch.all(result.recovered["tikhonov+inversion"] == 0.5)
+
+
+def test_tikhonov_attack_is_tuned_on_the_attackers_faces_and_beats_the_capture(faces):
+    """choose_tikhonov: the (lambda, iterations) pair with the best PSNR on the attacker's faces
+    (checked against an independent grid), and the tuned attack recovers more than the capture."""
+    from privlens.attacks.deconvolution import tikhonov_cg
+    from privlens.attacks.suite import choose_tikhonov
+
+    camera = make_camera("defocus", 64)
+    attacker, evaluation = faces[20:40], faces[:10]
+    captures = sensor_captures(camera, attacker)
+    psf = camera.psf().detach()
+    lambdas, counts = (1e-4, 1e-2), (3, 30)
+    choice, iterations = choose_tikhonov(captures, attacker, psf, lambdas, counts)
+    grid = {
+        (lam, k): float(psnr(tikhonov_cg(captures, psf, lam, k), attacker).mean())
+        for lam in lambdas
+        for k in counts
+    }
+    assert (choice.value, iterations) == max(grid, key=grid.get)
+    assert choice.candidates[choice.value] == pytest.approx(max(grid.values()), abs=1e-4)
+    settings = AttackSettings(
+        attacks=("tikhonov",), inversion=None, tikhonov_lambdas=lambdas, tikhonov_iterations=counts
+    )
+    result = attack_lens("defocus", camera, attacker, evaluation, settings)
+    assert set(result.scores) == {"none", "tikhonov"}
+    assert result.scores["tikhonov"]["psnr"] > result.scores["none"]["psnr"] + 0.5
 
 
 def test_result_rows_label_network_steps_and_carry_the_attackers_own_psnr():
@@ -214,10 +249,15 @@ def test_result_rows_label_network_steps_and_carry_the_attackers_own_psnr():
     choices = {
         "richardson-lucy": Choice(40.0, {30.0: 17.0, 40.0: 17.5}),
         "rl+inversion": Choice(300.0, {300.0: 20.2}),
+        "tikhonov": Choice(3e-5, {3e-5: 19.6}, "lambda; 20 conjugate-gradient iterations"),
+        "tikhonov+inversion": Choice(500.0, {500.0: 20.9}),
     }
-    scores = {name: {"psnr": 1.0} for name in ("none", "richardson-lucy", "rl+inversion")}
+    names = ("none", "richardson-lucy", "rl+inversion", "tikhonov", "tikhonov+inversion")
+    scores = {name: {"psnr": 1.0} for name in names}
     rows = {row["attack"]: row for row in result_rows(LensAttackResult("x", {}, choices, scores, {}))}
     assert rows["rl+inversion"]["choice"] == "steps=300"
     assert rows["richardson-lucy"]["choice"] == "iterations=40"
+    assert rows["tikhonov"]["choice"] == "lambda=3.0e-05, 20 iterations"
+    assert rows["tikhonov+inversion"]["choice"] == "steps=500"
     assert rows["rl+inversion"]["attacker_psnr"] == 20.2 and rows["richardson-lucy"]["attacker_psnr"] == 17.5
     assert rows["none"]["attacker_psnr"] != rows["none"]["attacker_psnr"]  # NaN: nothing chosen

@@ -95,10 +95,14 @@ def result_rows(result: LensAttackResult) -> list[dict]:
         if choice is not None:
             if attack in ("wiener", "blind-wiener"):
                 label = f"lambda={choice.value:.1e}"
+            elif attack == "tikhonov":  # its note names the conjugate-gradient iterations
+                label = f"lambda={choice.value:.1e}, " + choice.note.split("; ")[-1].replace(
+                    " conjugate-gradient", ""
+                )
             elif attack == "wiener-mmse":
                 label = f"noise x{choice.value:g}"
             else:
-                trained = attack in ("inversion", "rl+inversion")  # network steps, not RL iterations
+                trained = attack.endswith("inversion")  # network steps, not RL iterations
                 label = f"{'steps' if trained else 'iterations'}={int(choice.value)}"
             attacker_psnr = choice.candidates.get(choice.value, float("nan"))
         row = {"lens": result.lens, "attack": attack, "choice": label, **scores}

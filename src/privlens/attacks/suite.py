@@ -13,12 +13,14 @@ whose impostor pairs calibrate the verification threshold (:mod:`privlens.eval.r
 
 Attacks per lens: ``none`` (the raw capture), ``wiener`` (per channel), ``wiener-mmse`` (the
 best linear estimator with the faces' cross-spectrum, :mod:`privlens.attacks.wiener_bound`),
-``richardson-lucy``, ``blind-wiener`` and ``blind-rl`` (PSF estimated, not given),
-``inversion`` and ``rl+inversion`` (the hybrid: Richardson–Lucy with the known PSF at the tuned
-iteration count, then a U-Net trained on the attacker's own Richardson–Lucy outputs,
-``hybrid_copies`` augmented copies of their tuning faces, early stopped like ``inversion``; on the
-robust lens it was the best attacker by PSNR); for a large-pixel (``lowres``) sensor, ``bicubic``
-and ``inversion``.
+``richardson-lucy``, ``tikhonov`` (regularised least squares with the exact forward model by
+conjugate gradients, :func:`privlens.attacks.deconvolution.tikhonov_cg`; regularisation and
+iteration count tuned on the attacker's faces), ``blind-wiener`` and ``blind-rl`` (PSF estimated,
+not given), ``inversion``, and the hybrids ``rl+inversion`` and ``tikhonov+inversion`` (the tuned
+Richardson–Lucy or Tikhonov restoration with the known PSF, then a U-Net trained on the attacker's
+own restorations of ``hybrid_copies`` augmented copies of their tuning faces, early stopped like
+``inversion``; on the robust lens they are the best attackers by PSNR); for a large-pixel
+(``lowres``) sensor, ``bicubic`` and ``inversion``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from privlens.attacks.deconvolution import (
     _extend,
     richardson_lucy,
     richardson_lucy_stopping,
+    tikhonov_cg,
     wiener_deconvolve,
     wiener_restorations,
 )
@@ -59,6 +62,8 @@ from privlens.optics.camera import Camera
 WIENER_LAMBDAS = tuple(float(v) for v in torch.logspace(-7, 0, 15))
 BLIND_EPS = tuple(float(v) for v in torch.logspace(-4, 2, 7))
 RL_ITERATIONS = (1, 2, 5, 10, 20, 50, 100, 200)
+TIKHONOV_LAMBDAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+TIKHONOV_ITERATIONS = (10, 20, 40, 80)
 
 IdentityDistance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(originals, recovered) -> [B]`` identity distances (NaN where no embedding could be made);
@@ -107,7 +112,9 @@ class AttackSettings:
     validation_fraction: float = 0.25
     seed: int = 0
     attacks: tuple[str, ...] | None = None
-    hybrid: bool = True  # rl+inversion (needs the inversion settings and Richardson–Lucy)
+    hybrid: bool = True  # rl+inversion and tikhonov+inversion (need the inversion settings)
+    tikhonov_lambdas: tuple[float, ...] = TIKHONOV_LAMBDAS
+    tikhonov_iterations: tuple[int, ...] = TIKHONOV_ITERATIONS
     hybrid_copies: int = 4
 
     @property
@@ -203,6 +210,37 @@ def choose_rl_by_rule(
     if rule.best < 1:  # no check gave a finite PSNR (e.g. a degenerate estimated PSF)
         note += "; no iteration count gave a finite PSNR, so the attack returns the capture"
     return Choice(float(rule.best), {float(k): v for k, v in rule.history.items()}, note)
+
+
+def choose_tikhonov(
+    captures: torch.Tensor,
+    originals: torch.Tensor,
+    psf: torch.Tensor,
+    lambdas,
+    iterations,
+    mode: str = "linear",
+) -> tuple[Choice, int]:
+    """The Tikhonov regularisation and conjugate-gradient iteration count with the best mean PSNR
+    on the attacker's faces (at small lambda the iteration count regularises too). The choice's
+    candidates hold each lambda's PSNR at its best count; returns the count beside it."""
+    table, counts = {}, {}
+    with torch.no_grad():
+        for lam in lambdas:
+            scored = {
+                int(k): float(psnr(tikhonov_cg(captures, psf, float(lam), int(k), mode), originals).mean())
+                for k in iterations
+            }
+            counts[float(lam)] = max(scored, key=scored.get)
+            table[float(lam)] = scored[counts[float(lam)]]
+    best = max(table, key=table.get)
+    return Choice(best, table, f"lambda; {counts[best]} conjugate-gradient iterations"), counts[best]
+
+
+def tikhonov_attack(
+    psf: torch.Tensor, lam: float, iterations: int, mode: str
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Regularised least squares with the tuned ``lam`` and ``iterations``."""
+    return lambda y: tikhonov_cg(y, psf, lam, iterations, mode)
 
 
 def richardson_lucy_attack(
@@ -356,6 +394,12 @@ def attack_lens(
             choices["richardson-lucy"] = choose_rl_by_rule(own_captures, own, psf, settings, mode)
             steps = int(choices["richardson-lucy"].value)
             attacks["richardson-lucy"] = richardson_lucy_attack(psf, steps, mode)
+        if settings.runs("tikhonov") or (settings.hybrid and settings.runs("tikhonov+inversion")):
+            say(f"{name}: regularised least squares (conjugate gradients), tuned on the attacker's faces")
+            choices["tikhonov"], cg_steps = choose_tikhonov(
+                own_captures, own, psf, settings.tikhonov_lambdas, settings.tikhonov_iterations, mode
+            )
+            attacks["tikhonov"] = tikhonov_attack(psf, choices["tikhonov"].value, cg_steps, mode)
         if settings.blind and (settings.runs("blind-wiener") or settings.runs("blind-rl")):
             say(f"{name}: blind attacker (PSF from a calibration target)")
             blind_psf, choices["blind-psf"] = _blind_psf(camera, tune_captures, tune, settings)
@@ -383,9 +427,28 @@ def attack_lens(
         say(f"{name}: the hybrid attack (Richardson–Lucy, then a U-Net on the attacker's RL outputs)")
         deconvolve = attacks["richardson-lucy"]
         hybrid_model, choices["rl+inversion"] = _train_hybrid(
-            camera, psf, deconvolve, tune, own_captures, own, rl_steps, settings
+            camera,
+            psf,
+            deconvolve,
+            tune,
+            own_captures,
+            own,
+            f"Richardson–Lucy outputs ({rl_steps} iterations)",
+            settings,
         )
         attacks["rl+inversion"] = lambda y: invert(hybrid_model, _in_chunks(deconvolve, y))
+    if (
+        settings.inversion is not None
+        and settings.hybrid
+        and settings.runs("tikhonov+inversion")
+        and "tikhonov" in attacks
+    ):
+        say(f"{name}: the hybrid attack (Tikhonov, then a U-Net on the attacker's Tikhonov outputs)")
+        restore = attacks["tikhonov"]  # bound now, as the networks below
+        tikhonov_model, choices["tikhonov+inversion"] = _train_hybrid(
+            camera, psf, restore, tune, own_captures, own, "Tikhonov outputs", settings
+        )
+        attacks["tikhonov+inversion"] = lambda y: invert(tikhonov_model, _in_chunks(restore, y))
     recovered, scores, per_image = {}, {}, {}
     for attack, recover in attacks.items():
         with torch.no_grad():
@@ -409,12 +472,13 @@ def _train_hybrid(
     tune: torch.Tensor,
     own_captures: torch.Tensor,
     own: torch.Tensor,
-    rl_steps: int,
+    inputs_note: str,
     settings: AttackSettings,
 ):
-    """The U-Net of ``rl+inversion``: trained on (``deconvolve(capture)``, original) pairs of
-    ``hybrid_copies`` augmented copies of the attacker's tuning faces, early stopped on their
-    validation faces' RL outputs."""
+    """The U-Net of a hybrid (``rl+inversion``, ``tikhonov+inversion``): trained on
+    (``deconvolve(capture)``, original) pairs of ``hybrid_copies`` augmented copies of the
+    attacker's tuning faces, early stopped on their validation faces' restorations.
+    ``inputs_note`` names the restorations in the choice's note."""
     generator = torch.Generator().manual_seed(settings.seed + 5)
     faces = torch.cat([augment(tune, generator) for _ in range(max(1, settings.hybrid_copies))])
     with torch.no_grad():
@@ -424,8 +488,7 @@ def _train_hybrid(
     choice = Choice(
         float(model.trained_steps),
         {float(model.trained_steps): float(model.validation_psnr)},
-        f"training steps on {len(faces)} Richardson–Lucy outputs ({rl_steps} iterations; early stop on "
-        "the attacker's validation PSNR)",
+        f"training steps on {len(faces)} {inputs_note} (early stop on the attacker's validation PSNR)",
     )
     return model, choice
 

@@ -49,7 +49,8 @@ def attack(
     blind: bool = typer.Option(True, help="Also run the blind attacker (PSF from a calibration target)."),
     hybrid: bool = typer.Option(
         True,
-        help="Also run rl+inversion: Richardson–Lucy, then a U-Net trained on the attacker's RL outputs.",
+        help="Also run the hybrids rl+inversion and tikhonov+inversion: Richardson–Lucy or regularised "
+        "least squares, then a U-Net trained on the attacker's own restorations.",
     ),
     identity: bool = typer.Option(True, help="Measure dlib identity distance and re-identification."),
 ) -> None:

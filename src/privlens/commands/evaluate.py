@@ -104,7 +104,9 @@ def sweep(
     ),
     bit_depth: int | None = typer.Option(None, help="ADC bits of the captures (default: the lens's, 10)."),
     hybrid: bool = typer.Option(
-        True, help="Include the hybrid attack rl+inversion (Richardson–Lucy, then a U-Net on its outputs)."
+        True,
+        help="Include the hybrid attacks rl+inversion and tikhonov+inversion "
+        "(a restoration, then a U-Net on its outputs).",
     ),
     inversion_steps: int = typer.Option(
         600, help="Most steps of the learned inversion (early stopped); `privlens attack` uses 6000."

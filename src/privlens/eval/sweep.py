@@ -56,7 +56,8 @@ def sweep_settings(
     inversion_width: int = SWEEP_INVERSION_WIDTH,
 ) -> AttackSettings:
     """The sweep's attack suite: every attack, a learned inversion of at most ``inversion_steps``
-    (early stopped) and ``inversion_width`` channels; ``hybrid`` includes ``rl+inversion``."""
+    (early stopped) and ``inversion_width`` channels; ``hybrid`` includes ``rl+inversion`` and
+    ``tikhonov+inversion``."""
     return AttackSettings(
         inversion=InversionTraining(
             steps=inversion_steps, batch_size=8, width=inversion_width, check_every=50, patience=4
