@@ -189,6 +189,27 @@ def test_a_mask_beyond_the_sampling_cap_is_refused():
     camera = Camera(CameraConfig(image_size=64, max_pupil_samples=160), prototype_coefficients(15, 1.0))
     with pytest.raises(PupilSamplingError, match="max_pupil_samples"):
         camera.psf()
+    assert not camera.simulable()
+
+
+def test_simulable_is_the_cap_test_of_check_sampling():
+    """Camera.simulable (checked every Stage I step) says True exactly where check_sampling does
+    not refuse the mask for the cap, on masks on both sides of it."""
+    camera = Camera(CameraConfig(image_size=64))
+    generator = torch.Generator().manual_seed(3)
+    verdicts = []
+    for scale in (0.5, 2.0, 4.0, 8.0):
+        for _ in range(3):
+            coeffs = torch.zeros(15)
+            coeffs[3:] = scale * torch.randn(12, generator=generator, dtype=torch.float64).float()
+            try:
+                camera.check_sampling(coeffs, strict=False)
+                refused = False
+            except PupilSamplingError:
+                refused = True
+            assert camera.simulable(coeffs) is not refused, scale
+            verdicts.append(refused)
+    assert any(verdicts) and not all(verdicts)  # both sides of the cap were tried
 
 
 def _brute_force_pixel_psf(config, coeffs, sampling, per_pixel):

@@ -162,6 +162,15 @@ class Camera(nn.Module):
         step = max_phase_step(coeffs.cpu().to(sampling.bases[0].dtype), sampling)
         return SamplingReport(required, used, sampling.pupil_samples, step, used >= required)
 
+    def simulable(self, coeffs_um: torch.Tensor | None = None) -> bool:
+        """Whether the mask (default: the current coefficients) fits within ``max_pupil_samples``:
+        the cheap part of :meth:`check_sampling` (no phase-step scan), for a check every step."""
+        coeffs = (self.coeffs_um if coeffs_um is None else coeffs_um).detach()
+        used = self._fixed_size if self.config.pupil_sampling == "fixed" else None
+        if used is None:
+            used = required_fft_size(coeffs, self.config, self._slopes)
+        return used <= self._size_limit()
+
     def _size_limit(self) -> int:
         """Largest FFT size allowed by ``max_pupil_samples`` (counted in the bluest channel)."""
         base = self._sampling(MIN_FFT_SIZE, torch.device("cpu")).pupil_samples

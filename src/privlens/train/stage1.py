@@ -40,7 +40,6 @@ from privlens.faces.heatmaps import heatmap_to_image_coords
 from privlens.files import atomic_write_text
 from privlens.nets import HeatmapNet, soft_argmax
 from privlens.optics.camera import Camera
-from privlens.optics.psf import PupilSamplingError
 from privlens.train import tblog
 from privlens.train.checkpoint import (
     load_checkpoint,
@@ -200,12 +199,10 @@ def keep_simulable_(camera: Camera, before: torch.Tensor, halvings: int = 8) -> 
     towards privacy outgrows the simulable pupil sampling and the run stops with
     :class:`~privlens.optics.psf.PupilSamplingError`; with it, the lens stays at that boundary."""
     for pulled in range(halvings + 1):
-        try:
-            camera.check_sampling(strict=False)
+        if camera.simulable():
             return pulled
-        except PupilSamplingError:
-            with torch.no_grad():
-                camera.coeffs_um.copy_(before + 0.5 * (camera.coeffs_um - before))
+        with torch.no_grad():
+            camera.coeffs_um.copy_(before + 0.5 * (camera.coeffs_um - before))
     with torch.no_grad():
         camera.coeffs_um.copy_(before)
     return halvings + 1
