@@ -85,8 +85,8 @@ steps_for() {  # rate seconds -> 85 % of the steps that fit (at least 20)
     "$PY" -c "import sys; r,t=map(float,sys.argv[1:]); print(max(20, int(0.85*r*t)))" "$1" "$2"
 }
 
-phase() {  # name config seconds "variant|overrides"... (runs every variant side by side, waits)
-    local name=$1 cfg=$2 seconds=$3; shift 3
+phase() {  # name config "variant|overrides"... (runs every variant side by side, waits)
+    local name=$1 cfg=$2; shift 2
     local pids=() spec vname extra
     for spec in "$@"; do
         vname=${spec%%|*}; extra=${spec#*|}
@@ -105,26 +105,37 @@ u_specs() {  # "variant|overrides" for the U rounds through each variant's new l
     done
 }
 
-# OPTICS_STEPS / U_STEPS set: no probe, those step counts (a rate measured by an earlier call)
-if [ -z "${OPTICS_STEPS:-}" ]; then
-    echo; echo "== probe: every variant side by side, $PROBE steps ($(date -u +%T))"
-    probe_specs=()
-    for spec in "${VARIANTS[@]}"; do probe_specs+=("${spec} train.steps=$PROBE train.val_every=$PROBE train.checkpoint_every=$PROBE data.val_limit=4"); done
-    phase probe "$OPTICS_CFG" 0 "${probe_specs[@]}"
-fi
-optics_specs=()
-for spec in "${VARIANTS[@]}"; do
-    vname=${spec%%|*}
-    if [ -n "${OPTICS_STEPS:-}" ]; then n=$OPTICS_STEPS; else
-        r=$(rate "$WORK/probe-$vname")
-        n=$(steps_for "$r" "$T_OPTICS")
-        echo "   $vname: ${r} steps/s in the probe -> train.steps=$n"
+timed() {  # probe-name config seconds fixed-steps max-steps extra "variant|overrides"...
+    # Fills SPECS: each spec with train.steps (fixed-steps if set, else from a side-by-side probe of
+    # $PROBE steps, capped at max-steps), train.max_seconds and the extra overrides.
+    local probe=$1 cfg=$2 seconds=$3 fixed=$4 cap=$5 extra=$6; shift 6
+    local spec vname r n probes=()
+    if [ -z "$fixed" ]; then
+        echo; echo "== probe ($probe): every variant side by side, $PROBE steps ($(date -u +%T))"
+        for spec in "$@"; do
+            probes+=("${spec} train.steps=$PROBE train.val_every=$PROBE train.checkpoint_every=$PROBE data.val_limit=4")
+        done
+        phase "$probe" "$cfg" "${probes[@]}"
     fi
-    optics_specs+=("${spec} train.steps=$n train.max_seconds=$T_OPTICS")
-done
+    SPECS=()
+    for spec in "$@"; do
+        vname=${spec%%|*}
+        if [ -n "$fixed" ]; then n=$fixed; else
+            r=$(rate "$WORK/$probe-$vname")
+            n=$(steps_for "$r" "$seconds")
+            (( n > cap )) && n=$cap
+            echo "   $vname: ${r} steps/s in the probe -> train.steps=$n"
+        fi
+        SPECS+=("${spec} train.steps=$n train.max_seconds=$seconds${extra:+ $extra}")
+    done
+}
+
+# OPTICS_STEPS / U_STEPS set: no probe, those step counts (a rate measured by an earlier call)
+timed probe "$OPTICS_CFG" "$T_OPTICS" "${OPTICS_STEPS:-}" 1000000 "" "${VARIANTS[@]}"
+optics_specs=("${SPECS[@]}")
 
 echo; echo "== optics: lens + U against the attacker in the loop ($(date -u +%T), box ${T_OPTICS}s each)"
-phase optics "$OPTICS_CFG" "$T_OPTICS" "${optics_specs[@]}"
+phase optics "$OPTICS_CFG" "${optics_specs[@]}"
 
 pack() {  # tarball: the lenses, U files, summaries, metrics, configs and logs of the real runs so far
     (cd "$WORK" && find . -maxdepth 2 \( -name lens.safetensors -o -name heatmap_net.safetensors -o -name summary.json \
@@ -135,23 +146,9 @@ pack robust_optics.tar.gz   # kept even if the U rounds do not finish
 
 echo; echo "== U rounds through each frozen new lens ($(date -u +%T), box ${T_U}s each)"
 mapfile -t base_u < <(u_specs)
-if [ -z "${U_STEPS:-}" ]; then
-    probe_u=()
-    for spec in "${base_u[@]}"; do probe_u+=("${spec} train.steps=$PROBE train.val_every=$PROBE train.checkpoint_every=$PROBE data.val_limit=4"); done
-    phase uprobe "$U_CFG" 0 "${probe_u[@]}"
-fi
-final_u=()
-for spec in "${base_u[@]}"; do
-    vname=${spec%%|*}
-    if [ -n "${U_STEPS:-}" ]; then n=$U_STEPS; else
-        r=$(rate "$WORK/uprobe-$vname")
-        n=$(steps_for "$r" "$T_U")
-        (( n > 2000 )) && n=2000   # the recipe's round length
-        echo "   $vname: ${r} steps/s in the probe -> train.steps=$n"
-    fi
-    final_u+=("${spec} train.steps=$n train.max_seconds=$T_U train.val_every=250 train.checkpoint_every=250")
-done
-phase u "$U_CFG" "$T_U" "${final_u[@]}"
+# at most 2000 steps: the recipe's round length
+timed uprobe "$U_CFG" "$T_U" "${U_STEPS:-}" 2000 "train.val_every=250 train.checkpoint_every=250" "${base_u[@]}"
+phase u "$U_CFG" "${SPECS[@]}"
 
 echo; echo "== packing ($(date -u +%T))"
 pack robust_runs.tar.gz

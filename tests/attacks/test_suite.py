@@ -226,7 +226,8 @@ def test_tikhonov_attack_is_tuned_on_the_attackers_faces_and_beats_the_capture(f
     captures = sensor_captures(camera, attacker)
     psf = camera.psf().detach()
     lambdas, counts = (1e-4, 1e-2), (3, 30)
-    choice, iterations = choose_tikhonov(captures, attacker, psf, lambdas, counts)
+    choice = choose_tikhonov(captures, attacker, psf, lambdas, counts)
+    iterations = choice.iterations
     grid = {
         (lam, k): float(psnr(tikhonov_cg(captures, psf, lam, k), attacker).mean())
         for lam in lambdas
@@ -249,7 +250,7 @@ def test_result_rows_label_network_steps_and_carry_the_attackers_own_psnr():
     choices = {
         "richardson-lucy": Choice(40.0, {30.0: 17.0, 40.0: 17.5}),
         "rl+inversion": Choice(300.0, {300.0: 20.2}),
-        "tikhonov": Choice(3e-5, {3e-5: 19.6}, "lambda; 20 conjugate-gradient iterations"),
+        "tikhonov": Choice(3e-5, {3e-5: 19.6}, "lambda; 20 conjugate-gradient iterations", 20),
         "tikhonov+inversion": Choice(500.0, {500.0: 20.9}),
     }
     names = ("none", "richardson-lucy", "rl+inversion", "tikhonov", "tikhonov+inversion")

@@ -160,9 +160,7 @@ def tikhonov_cg(
     dims = (-3, -2, -1)
     prior = captures.mean(dim=(-2, -1), keepdim=True)
     estimate = captures
-    residual = (
-        adjoint(captures) + regularisation * prior - (adjoint(forward(estimate)) + regularisation * estimate)
-    )
+    residual = adjoint(captures - forward(estimate)) + regularisation * (prior - estimate)
     direction = residual
     power = residual.square().sum(dim=dims, keepdim=True)
     for _ in range(iterations):

@@ -95,10 +95,8 @@ def result_rows(result: LensAttackResult) -> list[dict]:
         if choice is not None:
             if attack in ("wiener", "blind-wiener"):
                 label = f"lambda={choice.value:.1e}"
-            elif attack == "tikhonov":  # its note names the conjugate-gradient iterations
-                label = f"lambda={choice.value:.1e}, " + choice.note.split("; ")[-1].replace(
-                    " conjugate-gradient", ""
-                )
+            elif attack == "tikhonov":
+                label = f"lambda={choice.value:.1e}, {choice.iterations} iterations"
             elif attack == "wiener-mmse":
                 label = f"noise x{choice.value:g}"
             else:

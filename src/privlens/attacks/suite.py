@@ -133,6 +133,7 @@ class Choice:
     value: float
     candidates: dict[float, float]
     note: str = ""
+    iterations: int | None = None  # a second tuned count beside ``value`` (tikhonov's CG steps)
 
 
 @dataclass
@@ -219,10 +220,10 @@ def choose_tikhonov(
     lambdas,
     iterations,
     mode: str = "linear",
-) -> tuple[Choice, int]:
-    """The Tikhonov regularisation and conjugate-gradient iteration count with the best mean PSNR
-    on the attacker's faces (at small lambda the iteration count regularises too). The choice's
-    candidates hold each lambda's PSNR at its best count; returns the count beside it."""
+) -> Choice:
+    """The Tikhonov regularisation (``value``) and conjugate-gradient iteration count
+    (``iterations``) with the best mean PSNR on the attacker's faces (at small lambda the
+    iteration count regularises too). The candidates hold each lambda's PSNR at its best count."""
     table, counts = {}, {}
     with torch.no_grad():
         for lam in lambdas:
@@ -233,7 +234,7 @@ def choose_tikhonov(
             counts[float(lam)] = max(scored, key=scored.get)
             table[float(lam)] = scored[counts[float(lam)]]
     best = max(table, key=table.get)
-    return Choice(best, table, f"lambda; {counts[best]} conjugate-gradient iterations"), counts[best]
+    return Choice(best, table, f"lambda; {counts[best]} conjugate-gradient iterations", counts[best])
 
 
 def tikhonov_attack(
@@ -396,10 +397,11 @@ def attack_lens(
             attacks["richardson-lucy"] = richardson_lucy_attack(psf, steps, mode)
         if settings.runs("tikhonov") or (settings.hybrid and settings.runs("tikhonov+inversion")):
             say(f"{name}: regularised least squares (conjugate gradients), tuned on the attacker's faces")
-            choices["tikhonov"], cg_steps = choose_tikhonov(
+            tuned = choose_tikhonov(
                 own_captures, own, psf, settings.tikhonov_lambdas, settings.tikhonov_iterations, mode
             )
-            attacks["tikhonov"] = tikhonov_attack(psf, choices["tikhonov"].value, cg_steps, mode)
+            choices["tikhonov"] = tuned
+            attacks["tikhonov"] = tikhonov_attack(psf, tuned.value, tuned.iterations, mode)
         if settings.blind and (settings.runs("blind-wiener") or settings.runs("blind-rl")):
             say(f"{name}: blind attacker (PSF from a calibration target)")
             blind_psf, choices["blind-psf"] = _blind_psf(camera, tune_captures, tune, settings)

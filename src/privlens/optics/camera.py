@@ -165,11 +165,10 @@ class Camera(nn.Module):
     def simulable(self, coeffs_um: torch.Tensor | None = None) -> bool:
         """Whether the mask (default: the current coefficients) fits within ``max_pupil_samples``:
         the cheap part of :meth:`check_sampling` (no phase-step scan), for a check every step."""
+        if self.config.pupil_sampling == "fixed":
+            return self._fixed_size <= self._size_limit()
         coeffs = (self.coeffs_um if coeffs_um is None else coeffs_um).detach()
-        used = self._fixed_size if self.config.pupil_sampling == "fixed" else None
-        if used is None:
-            used = required_fft_size(coeffs, self.config, self._slopes)
-        return used <= self._size_limit()
+        return required_fft_size(coeffs, self.config, self._slopes) <= self._size_limit()
 
     def _size_limit(self) -> int:
         """Largest FFT size allowed by ``max_pupil_samples`` (counted in the bluest channel)."""

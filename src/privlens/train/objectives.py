@@ -41,6 +41,8 @@ import math
 
 import torch
 
+from privlens.attacks.deconvolution import tikhonov_cg
+from privlens.attacks.inversion import InversionUNet
 from privlens.attacks.wiener_bound import wiener_privacy_db
 from privlens.eval.quality import psnr
 from privlens.optics.config import CameraConfig
@@ -67,15 +69,11 @@ class DeconvolvingAdversary(torch.nn.Module):
         mode: str = "linear",
     ) -> None:
         super().__init__()
-        from privlens.attacks.inversion import InversionUNet
-
         self.log10_lambda = torch.nn.Parameter(torch.tensor(float(log10_lambda)))
         self.unet = InversionUNet(channels, width, depth)
         self.iterations, self.mode = iterations, mode
 
     def forward(self, capture: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
-        from privlens.attacks.deconvolution import tikhonov_cg
-
         lam = 10.0**self.log10_lambda
         return self.unet(tikhonov_cg(capture.float(), psf.float(), lam, self.iterations, self.mode))
 
@@ -83,8 +81,6 @@ class DeconvolvingAdversary(torch.nn.Module):
 def build_adversary(frontend: str, width: int, mode: str = "linear") -> torch.nn.Module:
     """The in-loop attacker of ``loss.adversary_frontend`` (``none`` or ``tikhonov``), U-Net width
     ``width``, for a camera whose ``convolution`` is ``mode``."""
-    from privlens.attacks.inversion import InversionUNet
-
     if frontend == "tikhonov":
         return DeconvolvingAdversary(3, width, mode=mode)
     if frontend == "none":
