@@ -142,3 +142,5 @@ def test_adversary_needs_the_robust_objective():
         load_config(Stage1Config, None, ["loss.objective=robust", "loss.adversary_warmup=-1"])
     with pytest.raises(ConfigError, match="adversary_frontend"):
         load_config(Stage1Config, None, ["loss.objective=robust", "loss.adversary_frontend=wiener"])
+    with pytest.raises(ConfigError, match="train.max_seconds"):
+        load_config(Stage1Config, None, ["train.max_seconds=0"])
