@@ -87,6 +87,23 @@ def test_lens_create_info_export_import_round_trip(tmp_path):
     assert provenance["format"] == "mirror"
 
 
+def test_lens_create_with_an_aperture_stop(tmp_path):
+    lens = tmp_path / "stop.safetensors"
+    made = invoke("lens", "create", "open", "--aperture-radius-mm", "0.07", "--out", lens)
+    assert made.exit_code == 0, made.output
+    _, config, provenance = read_lens(lens)
+    assert config.aperture_radius_m == pytest.approx(0.07e-3)
+    assert provenance["aperture_radius_mm"] == pytest.approx(0.07)
+    info = invoke("lens", "info", lens)
+    # f/357: (357.14 / 12.5)^2 = 816 times the exposure of the paper's camera for the same light
+    assert info.exit_code == 0 and "f/357" in info.output and "816 x the exposure" in info.output
+    refused = invoke(
+        "lens", "create", "open", "--aperture-radius-mm", "-1", "--out", tmp_path / "x.safetensors"
+    )
+    assert refused.exit_code == 2 and "aperture_radius_m" in refused.output
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_lens_export_refuses_out_of_range(tmp_path):
     lens = tmp_path / "proto.safetensors"
     invoke("lens", "create", "prototype", "--out", lens, "--prototype-scale-um", "3")

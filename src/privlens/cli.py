@@ -101,8 +101,9 @@ def build_camera(
     convolution: ConvolutionChoice | None = None,
     sensor: dict | None = None,
 ):
-    """``sensor``: physical sensor settings (``sensor_noise``, ``full_scale_e``, ``read_noise_e``,
-    ``bit_depth`` of :class:`privlens.optics.CameraConfig`); ``None`` values keep the lens's."""
+    """``sensor``: physical settings of :class:`privlens.optics.CameraConfig` to override (the
+    sensor's ``sensor_noise``, ``full_scale_e``, ``read_noise_e``, ``bit_depth``; a preset's
+    ``aperture_radius_m``); ``None`` values keep the lens's."""
     import math
 
     from privlens.optics.presets import make_camera
@@ -225,6 +226,13 @@ def lens_create(
     prototype_scale_um: float = typer.Option(
         DEFAULT_PROTOTYPE_SCALE_UM, help="um per published unit of the prototype coefficients."
     ),
+    aperture_radius_mm: float | None = typer.Option(
+        None,
+        help="Radius of the aperture stop in mm (default: the paper's 2 mm, f/12.5). A smaller stop "
+        "cuts the optical transfer function off at 2 NA / wavelength: detail beyond it is not "
+        "recorded at all. The sensor's full_scale_e is kept, i.e. the exposure is lengthened to "
+        "collect the same light; `privlens lens info` prints by how much.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Write a preset lens as a lens file (e.g. to export it to a mirror)."""
@@ -234,8 +242,12 @@ def lens_create(
     if preset not in ("open", "defocus", "prototype"):
         fail(f"preset must be open, defocus or prototype, got {preset!r}")
     check_output_file(out, (".safetensors",), overwrite)
-    camera = build_camera(preset, 256, defocus_um, prototype_scale_um)
-    save_lens(camera, out, {"preset": preset})
+    aperture = None if aperture_radius_mm is None else {"aperture_radius_m": aperture_radius_mm * 1e-3}
+    camera = build_camera(preset, 256, defocus_um, prototype_scale_um, sensor=aperture)
+    provenance = {"preset": preset}
+    if aperture_radius_mm is not None:
+        provenance["aperture_radius_mm"] = aperture_radius_mm
+    save_lens(camera, out, provenance)
     say(f"wrote {out}")
 
 
@@ -255,6 +267,10 @@ def lens_info(path: Path = typer.Argument(..., help="A lens file.")) -> None:
     for name, value in zip(term_names(len(coeffs)), coeffs.tolist(), strict=True):
         table.add_row(name, f"{value:+.4f}")
     console.print(table)
+    console.print(
+        f"aperture radius {config.aperture_radius_m * 1e3:g} mm, f/{config.f_number:.3g}: "
+        f"{config.exposure_factor:.3g} x the exposure of the paper's f/12.5 camera for the same light"
+    )
     console.print({"camera": config.to_dict(), "provenance": provenance})
 
 

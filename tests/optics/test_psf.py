@@ -80,6 +80,35 @@ def test_open_lens_psf_is_the_pixel_integrated_airy_pattern():
     assert torch.allclose(psf, psf.T, atol=1e-12)  # rotational symmetry of the open lens
 
 
+@pytest.mark.parametrize(("image_size", "radius_m"), [(256, 0.25e-3), (64, 0.1e-3), (64, 0.05e-3)])
+def test_stopped_down_aperture_psf_is_the_wider_airy_pattern(image_size, radius_m):
+    # An aperture stop (f/100 to f/500) is still the pixel-integrated Airy pattern of its own
+    # f-number, out past its first dark ring; the default 2 mm pupil's pattern is far narrower.
+    config = CameraConfig(image_size=image_size, aperture_radius_m=radius_m)
+    psf = psf64(config)[1]
+    pitch = config.image_pitch_m
+    fine = torch.linspace(-1, 1, 81, dtype=torch.float64)
+    weight = (1 - fine.abs())[:, None] * (1 - fine.abs())[None]
+
+    def airy(r):
+        v = math.pi * r / (550e-9 * config.f_number)
+        out = torch.ones_like(v)
+        nz = v > 1e-9
+        out[nz] = (2 * torch.from_numpy(j1(v[nz].numpy())) / v[nz]) ** 2
+        return out
+
+    expected = []
+    for i in range(16):
+        x = (i + fine)[:, None] * pitch
+        expected.append(float((airy(torch.sqrt(x**2 + (fine[None] * pitch) ** 2)) * weight).sum()))
+    expected = torch.tensor(expected, dtype=torch.float64) / expected[0]
+    centre = config.image_size // 2
+    measured = psf[centre, centre : centre + 16] / psf[centre, centre]
+    assert torch.allclose(measured, expected, atol=3e-3)
+    wide_open = psf64(config.replace(aperture_radius_m=2e-3))[1]
+    assert float(wide_open[centre, centre + 3] / wide_open[centre, centre]) < float(measured[3]) - 0.1
+
+
 def test_object_distance_defocus_equals_noll4_defocus():
     # A scene at 1 m with focus at 5 m adds k r^2/2 (1/d - 1/d_f); the equivalent Noll-4 wavefront
     # is -(R^2/2)(1/d - 1/d_f)/(2 sqrt(3)) (piston is irrelevant).
