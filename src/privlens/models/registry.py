@@ -68,6 +68,10 @@ register(ShippedModel("lens", "lens", "lens_64.safetensors", "Stage I learned le
 register(ShippedModel("lens-robust", "lens", "lens_robust_64.safetensors", "Stage I robust lens, 64 px"))
 register(ShippedModel("heatmap-robust", "heatmap", "heatmap_robust_64.safetensors", "U through lens-robust"))
 register(
+    ShippedModel("lens-stop", "lens", "lens_stop_64.safetensors", "open phase, 0.07 mm stop (f/357), 64 px")
+)
+register(ShippedModel("heatmap-stop", "heatmap", "heatmap_stop_64.safetensors", "U through lens-stop"))
+register(
     ShippedModel(
         "generator", "generator", "generator_64.safetensors", "Stage II generator (G, S, F; EMA + raw), 64 px"
     )
