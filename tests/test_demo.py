@@ -38,7 +38,7 @@ def demo_dir(tmp_path_factory) -> Path:
 
 def test_demo_runs_every_step(demo_dir):
     summary = json.loads((demo_dir / "summary.json").read_text())
-    lenses = {"open", "defocus", "lowres", "prototype", "learned", "robust"}
+    lenses = {"open", "defocus", "lowres", "prototype", "learned", "robust", "stop"}
     assert set(summary["psnr_db"]) == lenses
     assert summary["backend"] == "warp" and "generator" in summary["backend_reason"]
     for run in ("shipped-lens", "stage1-lowres"):

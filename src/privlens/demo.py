@@ -9,7 +9,7 @@
    ``stage1-optics/``). The low-resolution baseline is always trained here (``stage1-lowres/``,
    from the shipped clean-face U unless ``train_stage1``);
 3. the astronaut and a face captured through the open, defocus, low-res, prototype, learned (and,
-   when shipped, robust) lenses (``captures/``, ``psf/``, ``comparison.png``);
+   when shipped, the robust and the aperture-stop) lenses (``captures/``, ``psf/``, ``comparison.png``);
 4. the attack suite on every lens (``attacks/``): the evaluated faces are held-out faces, the
    attacker trains on the training split;
 5. anonymisation with the learned lens: the Stage II generator if one is given (``gan_run``),
@@ -132,12 +132,16 @@ def shipped_stage1(out: Path) -> ShippedStage1:
     return ShippedStage1(run, summary)
 
 
-def shipped_robust_lens() -> str | None:
-    """The shipped robust lens's file, or ``None`` when this installation has none."""
+SHIPPED_EXTRA_LENSES = {"robust": "lens-robust", "stop": "lens-stop"}
+"""Shipped lenses the demo also captures through and attacks: demo name -> model name."""
+
+
+def shipped_lens_file(model: str) -> str | None:
+    """The file of the shipped lens ``model``, or ``None`` when this installation has none."""
     from privlens.models import ModelFileError, shipped_path
 
     try:
-        return str(shipped_path("lens-robust"))
+        return str(shipped_path(model))
     except ModelFileError:
         return None
 
@@ -289,9 +293,9 @@ def run_demo(
     lap("stage I")
 
     lenses = {name: name for name in LENS_PRESETS} | {"learned": str(learned_run / "lens.safetensors")}
-    robust = None if train_stage1 else shipped_robust_lens()
-    if robust is not None:
-        lenses["robust"] = robust
+    for name, model in ({} if train_stage1 else SHIPPED_EXTRA_LENSES).items():
+        if (path := shipped_lens_file(model)) is not None:
+            lenses[name] = path
     say("capturing through every lens")
     faces = lfw_faces()[:1]
     face = torch.nn.functional.interpolate(faces, size=(DEMO_SIZE, DEMO_SIZE), mode="area")[0].clamp(0, 1)
