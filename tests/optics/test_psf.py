@@ -50,33 +50,38 @@ def test_paper_camera_first_dark_ring_matches_airy():
     assert radius_um == pytest.approx(expected_um, abs=0.2)
 
 
-def test_open_lens_psf_is_the_pixel_integrated_airy_pattern():
-    # Analytic Airy intensity integrated over the pixel model (scene square * sensor square: a
-    # triangle of base 2 pixels per axis), by a fine 2-D quadrature.
-    config = CameraConfig()
-    psf = psf64(config)[1]
-    pitch = config.pitch_m
+def airy(r: torch.Tensor, f_number: float, wavelength_m: float = 550e-9) -> torch.Tensor:
+    """Analytic Airy intensity (peak 1) at radius ``r`` metres on the sensor."""
+    v = math.pi * r / (wavelength_m * f_number)
+    out = torch.ones_like(v)
+    nz = v > 1e-9
+    out[nz] = (2 * torch.from_numpy(j1(v[nz].numpy())) / v[nz]) ** 2
+    return out
+
+
+def pixel_integrated_airy_row(config: CameraConfig, count: int) -> torch.Tensor:
+    """The green Airy pattern integrated over the pixel model (scene square * sensor square: a
+    triangle of base 2 pixels per axis) by a fine 2-D quadrature, on ``count`` pixels from the
+    centre along a row, normalised to the centre pixel."""
+    pitch = config.image_pitch_m
     fine = torch.linspace(-1, 1, 81, dtype=torch.float64)
     weight = (1 - fine.abs())[:, None] * (1 - fine.abs())[None]
+    values = []
+    for i in range(count):
+        x, y = (i + fine)[:, None] * pitch, fine[None] * pitch
+        values.append(float((airy(torch.sqrt(x**2 + y**2), config.f_number) * weight).sum()))
+    return torch.tensor(values, dtype=torch.float64) / values[0]
 
-    def airy(r):
-        v = math.pi * r / (550e-9 * config.f_number)
-        out = torch.ones_like(v)
-        nz = v > 1e-9
-        out[nz] = (2 * torch.from_numpy(j1(v[nz].numpy())) / v[nz]) ** 2
-        return out
 
-    expected = []
-    for i in range(6):
-        x = (i + fine)[:, None] * pitch
-        y = fine[None] * pitch
-        expected.append(float((airy(torch.sqrt(x**2 + y**2)) * weight).sum()))
-    expected = torch.tensor(expected, dtype=torch.float64) / expected[0]
+def test_open_lens_psf_is_the_pixel_integrated_airy_pattern():
+    config = CameraConfig()
+    psf = psf64(config)[1]
     centre = config.image_size // 2
     measured = psf[centre, centre : centre + 6] / psf[centre, centre]
-    assert torch.allclose(measured, expected, atol=6e-3)
+    assert torch.allclose(measured, pixel_integrated_airy_row(config, 6), atol=6e-3)
     # a point-sampled Airy pattern differs clearly (its second sample is 0.46 of the peak)
-    assert abs(float(measured[1]) - float(airy(torch.tensor([pitch], dtype=torch.float64))[0])) > 0.05
+    point = float(airy(torch.tensor([config.pitch_m], dtype=torch.float64), config.f_number)[0])
+    assert abs(float(measured[1]) - point) > 0.05
     assert torch.allclose(psf, psf.T, atol=1e-12)  # rotational symmetry of the open lens
 
 
@@ -86,25 +91,9 @@ def test_stopped_down_aperture_psf_is_the_wider_airy_pattern(image_size, radius_
     # f-number, out past its first dark ring; the default 2 mm pupil's pattern is far narrower.
     config = CameraConfig(image_size=image_size, aperture_radius_m=radius_m)
     psf = psf64(config)[1]
-    pitch = config.image_pitch_m
-    fine = torch.linspace(-1, 1, 81, dtype=torch.float64)
-    weight = (1 - fine.abs())[:, None] * (1 - fine.abs())[None]
-
-    def airy(r):
-        v = math.pi * r / (550e-9 * config.f_number)
-        out = torch.ones_like(v)
-        nz = v > 1e-9
-        out[nz] = (2 * torch.from_numpy(j1(v[nz].numpy())) / v[nz]) ** 2
-        return out
-
-    expected = []
-    for i in range(16):
-        x = (i + fine)[:, None] * pitch
-        expected.append(float((airy(torch.sqrt(x**2 + (fine[None] * pitch) ** 2)) * weight).sum()))
-    expected = torch.tensor(expected, dtype=torch.float64) / expected[0]
     centre = config.image_size // 2
     measured = psf[centre, centre : centre + 16] / psf[centre, centre]
-    assert torch.allclose(measured, expected, atol=3e-3)
+    assert torch.allclose(measured, pixel_integrated_airy_row(config, 16), atol=3e-3)
     wide_open = psf64(config.replace(aperture_radius_m=2e-3))[1]
     assert float(wide_open[centre, centre + 3] / wide_open[centre, centre]) < float(measured[3]) - 0.1
 
