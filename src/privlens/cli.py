@@ -242,11 +242,11 @@ def lens_create(
     if preset not in ("open", "defocus", "prototype"):
         fail(f"preset must be open, defocus or prototype, got {preset!r}")
     check_output_file(out, (".safetensors",), overwrite)
-    aperture = None if aperture_radius_mm is None else {"aperture_radius_m": aperture_radius_mm * 1e-3}
-    camera = build_camera(preset, 256, defocus_um, prototype_scale_um, sensor=aperture)
-    provenance = {"preset": preset}
+    settings, provenance = {}, {"preset": preset}
     if aperture_radius_mm is not None:
+        settings["aperture_radius_m"] = aperture_radius_mm * 1e-3
         provenance["aperture_radius_mm"] = aperture_radius_mm
+    camera = build_camera(preset, 256, defocus_um, prototype_scale_um, sensor=settings)
     save_lens(camera, out, provenance)
     say(f"wrote {out}")
 
