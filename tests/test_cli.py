@@ -97,6 +97,15 @@ def test_lens_create_with_an_aperture_stop(tmp_path):
     info = invoke("lens", "info", lens)
     # f/357: (357.14 / 12.5)^2 = 816 times the exposure of the paper's camera for the same light
     assert info.exit_code == 0 and "f/357" in info.output and "816 x the exposure" in info.output
+    # by default the exposure time stays the paper camera's: 1/816 of its 4000 e- at full scale
+    assert config.full_scale_e == pytest.approx(4000 / (0.05 / 0.14e-3 / 12.5) ** 2)
+    assert provenance["exposure"] == "same" and "4.9 e- at full scale" in info.output
+    longer = tmp_path / "longer.safetensors"
+    stop = ("--aperture-radius-mm", "0.07", "--exposure", "lengthened")
+    invoke("lens", "create", "open", *stop, "--out", longer)
+    _, config, provenance = read_lens(longer)
+    assert config.full_scale_e == 4000 and provenance["exposure"] == "lengthened"
+    assert "collect 3.265e+06 e- in the same exposure" in invoke("lens", "info", longer).output
     refused = invoke(
         "lens", "create", "open", "--aperture-radius-mm", "-1", "--out", tmp_path / "x.safetensors"
     )
