@@ -337,3 +337,21 @@ def test_a_lens_step_that_would_outgrow_the_pupil_sampling_is_pulled_back(one_th
     camera.check_sampling(strict=False)  # simulable now
     fits = camera.coeffs_um.detach().clone()
     assert keep_simulable_(camera, before) == 0 and torch.equal(camera.coeffs_um.detach(), fits)
+
+
+def test_stage1_trains_at_the_lens_files_sensor_light_unless_told(tmp_path):
+    """camera.full_scale_e null keeps the lens file's light (a stop made at the same exposure
+    time collects 1/816 of it); a number overrides it; presets keep 4000 e-."""
+    from privlens.optics.lensfile import save_lens
+    from privlens.train.stage1 import build_camera
+
+    stop = make_camera("open", 64, aperture_radius_m=0.07e-3, full_scale_e=4.9)
+    save_lens(stop, tmp_path / "stop.safetensors", {"preset": "open"})
+    base = ["camera.sensor_noise=true", f"camera.init={tmp_path / 'stop.safetensors'}"]
+    kept = build_camera("optics", load_config(Stage1Config, None, base))
+    assert kept.config.full_scale_e == pytest.approx(4.9)
+    assert kept.config.aperture_radius_m == pytest.approx(0.07e-3)
+    told = build_camera("optics", load_config(Stage1Config, None, [*base, "camera.full_scale_e=1000"]))
+    assert told.config.full_scale_e == 1000
+    preset = build_camera("optics", load_config(Stage1Config, None, ["camera.sensor_noise=true"]))
+    assert preset.config.full_scale_e == 4000

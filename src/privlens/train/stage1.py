@@ -240,9 +240,10 @@ def build_camera(mode: Mode, config: Stage1Config) -> Camera | None:
         "convolution": c.convolution,
         "noise_sigma": c.noise_sigma,
         "sensor_noise": c.sensor_noise,
-        "full_scale_e": c.full_scale_e,
         "frozen_terms": tuple(c.frozen_terms),
     }
+    if c.full_scale_e is not None:
+        settings["full_scale_e"] = c.full_scale_e
     try:
         if mode == "lowres":
             camera = make_camera(

@@ -53,7 +53,9 @@ class CameraSettings:
     convolution: Literal["linear", "circular"] = "linear"
     noise_sigma: float = 0.0  # legacy additive Gaussian noise in image units, training captures only
     sensor_noise: bool = False  # physical sensor model (shot + read noise, 10-bit ADC), privlens.optics.noise
-    full_scale_e: float = 4000.0  # photo-electrons at full scale per sensor pixel (sensor_noise only)
+    # photo-electrons at full scale per sensor pixel (sensor_noise only); null: the lens file's
+    # (a stopped-down lens made with `lens create --exposure same` collects less), 4000 for presets
+    full_scale_e: float | None = None
     lowres_size: int = 16  # large pixels per side of the `lowres` baseline sensor
     lr: float = 5e-4  # Adam learning rate of beta
     mirror_limit_um: float | None = None  # if set, |beta_j| <= limit after every step
@@ -162,7 +164,11 @@ class Stage1Config:
                 "must lie in 1..data.image_size",
             ),
             (self.camera.noise_sigma >= 0, "camera.noise_sigma", "must be >= 0"),
-            (self.camera.full_scale_e > 0, "camera.full_scale_e", "must be positive"),
+            (
+                self.camera.full_scale_e is None or self.camera.full_scale_e > 0,
+                "camera.full_scale_e",
+                "must be positive or null",
+            ),
             (
                 self.loss.objective in OBJECTIVES,
                 "loss.objective",
