@@ -95,6 +95,9 @@ def test_a_random_u_of_the_same_architecture_does_not(heldout):
         # the open phase behind a 0.07 mm-radius stop: the stop removes detail beyond its
         # cut-off, U reads the landmarks from what is left; measured 0.67 x, the clean U 2.9 x
         ("lens-stop", "heatmap-stop", 0.75),
+        # the same stop at the paper camera's exposure time: 4.9 e- at full scale, so the capture
+        # is mostly shot noise; its own U measured 0.76 x, the lengthened-exposure U 1.17 x
+        ("lens-stop-video", "heatmap-stop-video", 0.85),
     ],
 )
 def test_shipped_lens_u_reads_landmarks_through_its_lens(heldout, lens, heatmap, bound):
@@ -128,3 +131,15 @@ def test_the_stop_lens_is_a_stopped_down_open_lens():
 
     coeffs, config, _ = read_lens(shipped_path("lens-stop"))
     assert config.aperture_radius_m == pytest.approx(0.07e-3) and not coeffs.any()
+
+
+def test_the_video_stop_is_the_same_stop_with_the_light_of_the_same_exposure_time():
+    from privlens.models import shipped_path
+    from privlens.optics.lensfile import read_lens
+
+    coeffs, config, _ = read_lens(shipped_path("lens-stop"))
+    video_coeffs, video, _ = read_lens(shipped_path("lens-stop-video"))
+    assert torch.equal(coeffs, video_coeffs) and video.aperture_radius_m == config.aperture_radius_m
+    # 4000 e- through f/12.5 in the same time: (12.5 / 357.1)^2 of it
+    assert video.full_scale_e == pytest.approx(config.full_scale_e / config.exposure_factor)
+    assert video.full_scale_e == pytest.approx(4.9, abs=1e-3)

@@ -73,6 +73,17 @@ register(
 register(ShippedModel("heatmap-stop", "heatmap", "heatmap_stop_64.safetensors", "U through lens-stop"))
 register(
     ShippedModel(
+        "lens-stop-video",
+        "lens",
+        "lens_stop_video_64.safetensors",
+        "lens-stop at the paper camera's exposure time (4.9 e- at full scale), 64 px",
+    )
+)
+register(
+    ShippedModel("heatmap-stop-video", "heatmap", "heatmap_stop_video_64.safetensors", "U through lens-stop-video")
+)
+register(
+    ShippedModel(
         "generator", "generator", "generator_64.safetensors", "Stage II generator (G, S, F; EMA + raw), 64 px"
     )
 )
