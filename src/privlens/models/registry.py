@@ -80,7 +80,9 @@ register(
     )
 )
 register(
-    ShippedModel("heatmap-stop-video", "heatmap", "heatmap_stop_video_64.safetensors", "U through lens-stop-video")
+    ShippedModel(
+        "heatmap-stop-video", "heatmap", "heatmap_stop_video_64.safetensors", "U through lens-stop-video"
+    )
 )
 register(
     ShippedModel(
