@@ -9,7 +9,8 @@
    ``stage1-optics/``). The low-resolution baseline is always trained here (``stage1-lowres/``,
    from the shipped clean-face U unless ``train_stage1``);
 3. the astronaut and a face captured through the open, defocus, low-res, prototype, learned (and,
-   when shipped, the robust and the aperture-stop) lenses (``captures/``, ``psf/``, ``comparison.png``);
+   when shipped, the robust lens and the aperture stop at the paper camera's exposure time)
+   lenses (``captures/``, ``psf/``, ``comparison.png``);
 4. the attack suite on every lens (``attacks/``): the evaluated faces are held-out faces, the
    attacker trains on the training split;
 5. anonymisation with the learned lens: the Stage II generator if one is given (``gan_run``),
@@ -132,8 +133,10 @@ def shipped_stage1(out: Path) -> ShippedStage1:
     return ShippedStage1(run, summary)
 
 
-SHIPPED_EXTRA_LENSES = {"robust": "lens-robust", "stop": "lens-stop"}
-"""Shipped lenses the demo also captures through and attacks: demo name -> model name."""
+SHIPPED_EXTRA_LENSES = {"robust": "lens-robust", "stop": "lens-stop-video"}
+"""Shipped lenses the demo also captures through and attacks: demo name -> model name. The stop
+is the one a video camera can use (same exposure time as the paper's f/12.5, so 1/816 of the
+light), not ``lens-stop``, whose figures assume an exposure 816 times longer."""
 
 
 def shipped_lens_file(model: str) -> str | None:
