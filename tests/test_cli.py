@@ -111,6 +111,9 @@ def test_lens_create_with_an_aperture_stop(tmp_path):
     )
     assert refused.exit_code == 2 and "aperture_radius_m" in refused.output
     assert not (tmp_path / "x.safetensors").exists()
+    alone = invoke("lens", "create", "open", "--exposure", "same", "--out", tmp_path / "y.safetensors")
+    assert alone.exit_code == 2 and "--aperture-radius-mm" in alone.output
+    assert not (tmp_path / "y.safetensors").exists()
 
 
 def test_lens_export_refuses_out_of_range(tmp_path):

@@ -237,9 +237,9 @@ def lens_create(
         "cuts the optical transfer function off at 2 NA / wavelength: detail beyond it is not "
         "recorded at all; `privlens lens info` prints the light it costs.",
     ),
-    exposure: ExposureChoice = typer.Option(
-        ExposureChoice.same,
-        help="With a stop: 'same' keeps the paper camera's exposure time, so the sensor collects "
+    exposure: ExposureChoice | None = typer.Option(
+        None,
+        help="With a stop: 'same' (default) keeps the paper camera's exposure time, so the sensor collects "
         "(12.5 / f-number)^2 of its light (full_scale_e divided by that, more shot noise); "
         "'lengthened' keeps full_scale_e, as if the exposure were lengthened to make up for it "
         "(816 x for 0.07 mm: seconds, not a video frame).",
@@ -252,6 +252,8 @@ def lens_create(
 
     if preset not in ("open", "defocus", "prototype"):
         fail(f"preset must be open, defocus or prototype, got {preset!r}")
+    if exposure is not None and aperture_radius_mm is None:
+        fail("--exposure sets the light of a stopped-down lens: give --aperture-radius-mm too")
     check_output_file(out, (".safetensors",), overwrite)
     settings, provenance = {}, {"preset": preset}
     if aperture_radius_mm is not None:
@@ -259,6 +261,7 @@ def lens_create(
         provenance["aperture_radius_mm"] = aperture_radius_mm
     camera = build_camera(preset, 256, defocus_um, prototype_scale_um, sensor=settings)
     if aperture_radius_mm is not None:
+        exposure = exposure or ExposureChoice.same
         provenance["exposure"] = exposure.value
         if exposure is ExposureChoice.same:
             settings["full_scale_e"] = camera.config.full_scale_e / camera.config.exposure_factor
