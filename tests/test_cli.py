@@ -194,6 +194,25 @@ def test_attack_command_on_a_folder(tmp_path):
     assert too_few.exit_code == 2 and "attacker" in too_few.output
 
 
+def test_attack_runs_only_the_named_attacks_with_the_given_seed(tmp_path):
+    common = ["attack", "--no-presets", "--lens", "defocus", "--size", "32", "--evaluation-count", "4"]
+    common += ["--inversion-steps", "0", "--no-identity", "--only", "wiener"]
+    psnr = {}
+    for seed in (0, 3):
+        out = tmp_path / f"seed{seed}"
+        result = invoke(*common, "--seed", str(seed), "--out", out)
+        assert result.exit_code == 0, result.output
+        payload = json.loads((out / "attacks.json").read_text())
+        rows = payload["rows"]
+        assert {row["attack"] for row in rows} == {"none", "wiener"}
+        assert payload["protocol"]["seed"] == seed
+        psnr[seed] = next(row["psnr"] for row in rows if row["attack"] == "none")
+    assert psnr[0] != psnr[3]  # the seed draws the evaluated captures' sensor noise
+    unknown = invoke(*common, "--only", "deblur", "--out", tmp_path / "x")
+    assert unknown.exit_code == 2 and "deblur" in unknown.output and "tikhonov+inversion" in unknown.output
+    assert not (tmp_path / "x").exists()
+
+
 def test_version_completion_and_verbosity(tmp_path):
     from privlens import __version__
 

@@ -184,6 +184,8 @@ def run_attack_job(
             "image_size": int(size),
             "sensor_noise": noise,
             "attacker_validation_fraction": settings.validation_fraction,
+            "seed": settings.seed,
+            "attacks": list(settings.attacks) if settings.attacks is not None else "all",
             "rank1_chance": 1 / int(evaluation.shape[0]),
             "note": "faces = evaluated faces with a dlib face in the original (N of every figure); "
             "*_lo/*_hi = bootstrap 95 % interval; TAR threshold from the attacker's own faces",

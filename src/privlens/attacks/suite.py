@@ -73,7 +73,7 @@ SAME_PERSON_THRESHOLD = 0.6
 """dlib's face_recognition threshold: embeddings closer than this are the same person."""
 
 
-def full_inversion(steps: int = 6000, width: int = 16) -> InversionTraining:
+def full_inversion(steps: int = 6000, width: int = 16, seed: int = 0) -> InversionTraining:
     """The strong suite's learned inversion: batch 16, a validation check every 100 steps, stop
     after 5 checks without gain but never before half of ``steps`` (``privlens attack``'s
     ``--inversion-steps`` and ``--inversion-width``; the default of :class:`AttackSettings`)."""
@@ -82,8 +82,24 @@ def full_inversion(steps: int = 6000, width: int = 16) -> InversionTraining:
     # steps it once fired at 350 steps on the slow start (15.8 dB, where the converged run reaches
     # 18.6 dB), hence no stop before half the cap
     return InversionTraining(
-        steps=steps, width=width, batch_size=16, check_every=100, patience=5, min_steps=steps // 2
+        steps=steps, width=width, batch_size=16, check_every=100, patience=5, min_steps=steps // 2, seed=seed
     )
+
+
+ATTACK_NAMES = (
+    "none",
+    "wiener",
+    "wiener-mmse",
+    "richardson-lucy",
+    "tikhonov",
+    "blind-wiener",
+    "blind-rl",
+    "bicubic",
+    "inversion",
+    "rl+inversion",
+    "tikhonov+inversion",
+)
+"""Every attack's name, as in the tables (see the module docstring)."""
 
 
 @dataclass
@@ -412,7 +428,8 @@ def attack_lens(
             blind_steps = int(choices["blind-rl"].value)
             attacks["blind-rl"] = richardson_lucy_attack(blind_psf, blind_steps, mode)
     else:
-        attacks["bicubic"] = lambda y: bicubic_from_large_pixels(y, lowres)
+        if settings.runs("bicubic"):
+            attacks["bicubic"] = lambda y: bicubic_from_large_pixels(y, lowres)
     if settings.inversion is not None and settings.runs("inversion"):
         training = dataclasses.replace(settings.inversion, noise=noise)
         say(f"{name}: training the inversion network (up to {training.steps} steps)")

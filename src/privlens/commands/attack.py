@@ -53,12 +53,23 @@ def attack(
         "least squares, then a U-Net trained on the attacker's own restorations.",
     ),
     identity: bool = typer.Option(True, help="Measure dlib identity distance and re-identification."),
+    only: list[str] = typer.Option(
+        [],
+        "--only",
+        help="Run only these attacks (repeatable; names as in the tables, e.g. tikhonov+inversion); "
+        "the raw capture ('none') is always scored.",
+    ),
+    seed: int = typer.Option(
+        0,
+        help="Seed of the attacker: the split of its faces, every noise draw (the evaluated captures' "
+        "too) and the networks' initialisation. Rerun with other seeds to see the spread.",
+    ),
 ) -> None:
     """Attack captures with Wiener, Richardson–Lucy, bicubic (low-res) and a learned inversion."""
     from privlens.attacks.capture import CaptureNoise
     from privlens.attacks.identity import OriginalBoxIdentity
     from privlens.attacks.job import DEFAULT_LENSES, embedded_faces, load_face_folder, run_attack_job
-    from privlens.attacks.suite import AttackSettings, full_inversion
+    from privlens.attacks.suite import ATTACK_NAMES, AttackSettings, full_inversion
     from privlens.data.images import ImageFileError
     from privlens.optics.lensfile import LensFileError
     from privlens.report.tables import to_markdown
@@ -79,6 +90,11 @@ def attack(
         fail("--no-quantise is gone: captures are always quantised (to --bit-depth bits)")
     if rl_max_iterations < 1 or inversion_steps < 0:
         fail("--inversion-steps must be >= 0, --rl-max-iterations >= 1")
+    unknown = sorted(set(only) - set(ATTACK_NAMES))
+    if unknown:
+        fail(f"unknown attack {', '.join(unknown)} in --only; known: {', '.join(ATTACK_NAMES)}")
+    if seed < 0:
+        fail(f"--seed must be >= 0, got {seed}")
     from privlens.optics.config import CameraConfig
 
     try:
@@ -105,12 +121,15 @@ def attack(
         fail(str(error))
     for path, reason in skipped_files:
         skipped(path, reason)
+    inversion = full_inversion(inversion_steps, inversion_width, seed) if inversion_steps else None
     settings = AttackSettings(
         rl_max_iterations=rl_max_iterations,
-        inversion=full_inversion(inversion_steps, inversion_width) if inversion_steps else None,
+        inversion=inversion,
         noise=noise,
         blind=blind,
         hybrid=hybrid,
+        seed=seed,
+        attacks=("none", *only) if only else None,
     )
     try:
         with StepProgress("attacking") as step:
