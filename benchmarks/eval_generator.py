@@ -3,6 +3,7 @@
     python benchmarks/eval_generator.py --generator RUN_OR_BUNDLE --data DIR [--lens LENS]
         [--heatmap U] [--references DIR] [--n 20] [--out FILE.md] [--weights ema|raw]
     python benchmarks/eval_generator.py --backend warp --data DIR [--lens LENS --heatmap U]
+        [--reference-choice seeded|far] [--seed 0]
 
 * ``--backend warp``: the same figures for the training-free warp backend (references warped
   onto U's landmarks; references without a dlib face are skipped), the baseline a generator has
@@ -41,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default="ema", choices=("ema", "raw"))
     parser.add_argument("--analysis-px", default=160, type=int)
     parser.add_argument("--seed", default=0, type=int)
+    parser.add_argument(
+        "--reference-choice",
+        default="seeded",
+        choices=("seeded", "far"),
+        help="warp backend: references i and i + 1, or the identity-aware choice "
+        "(privlens anonymize --reference-choice)",
+    )
     parser.add_argument("--out", default=None, type=Path)
     args = parser.parse_args(argv)
     if args.backend == "gan" and args.generator is None:
@@ -92,11 +100,13 @@ def warp_baseline(args: argparse.Namespace) -> int:
         sources, _, _, _ = load_sources(args.data, size, args.n)
         camera = make_camera(lens, size)
         references = load_references(args.references or args.data / "train", size).references
-        check = check_warp_backend(camera, net, sources, references, args.analysis_px)
+        torch.manual_seed(args.seed)  # the lens's sensor noise
+        check = check_warp_backend(camera, net, sources, references, args.analysis_px, args.reference_choice)
     except (ModelFileError, ImageFileError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    _write(render_check(check, painter="Warp backend"), check, args.out)
+    painter = "Warp backend" + (", identity-aware reference choice" if args.reference_choice == "far" else "")
+    _write(render_check(check, painter=painter), check, args.out)
     return 0
 
 

@@ -170,11 +170,13 @@ class AnonymizeJob:
         detect_every: int = 5,
         smoothing: float = 0.5,
         painter: Painter | None = None,
+        reference_choice: str = "seeded",
     ) -> None:
         from privlens.faces.detect import DETECTORS
 
         self.models, self.log = models, log or (lambda message: None)
         self.seed, self.latent, self.domain = seed, latent, domain
+        self.reference_choice = reference_choice
         self.skip_no_face, self.detect_every, self.smoothing = skip_no_face, detect_every, smoothing
         if batch_size < 1:
             raise AnonymizeError(f"--batch-size must be at least 1, got {batch_size}")
@@ -204,6 +206,7 @@ class AnonymizeJob:
             "check": check,
             "detect_every": detect_every,
             "smoothing": smoothing,
+            "reference_choice": reference_choice,
         }
         finder = FaceFinder(detector, min_face, detect_side)
         self.pipeline = FramePipeline(painter, finder, check, batch_size, self._slot_record)
@@ -254,6 +257,7 @@ class AnonymizeJob:
                 domains=list(self.bundle.domains) if self.bundle is not None else None,
                 domain=self.domain,
                 reference_folders=[r.folder for r in self.references.references],
+                reference_choice=self.reference_choice,
             )
         except ValueError as error:
             raise AnonymizeError(str(error)) from error

@@ -86,6 +86,7 @@ class WarpBackend:
         size = captures.shape[-1]
         faces = []
         for target, slots in zip(landmarks.cpu(), plans, strict=True):
+            self._choose(target, slots, size)
             row = []
             for slot in slots:
                 if slot.reference is None:
@@ -94,6 +95,18 @@ class WarpBackend:
                 row.append(warp_reference(reference.image, reference.landmarks, target, size))
             faces.append(torch.stack(row))
         return torch.stack(faces).to(captures.device)
+
+    def _choose(self, target: torch.Tensor, slots: list[Slot], size: int) -> None:
+        """Resolve the ``far`` slots of one face (in place) on its decoded geometry."""
+        from privlens.anonymize.choice import far_references
+
+        open_slots = [slot for slot in slots if slot.far and slot.reference is None]
+        if not open_slots:
+            return
+        taken = [slot.reference for slot in slots if slot.reference is not None]
+        chosen = far_references(self.references, target.numpy(), size, len(open_slots), taken)
+        for slot, index in zip(open_slots, chosen, strict=True):
+            slot.reference = index
 
 
 class GanBackend:

@@ -92,14 +92,20 @@ def load_references(source: str | Path, size: int) -> ReferenceSet:
     return result
 
 
-@dataclass(frozen=True)
+@dataclass
 class Slot:
     """Where one output face takes its style: ``reference`` (an index) or ``latent``
-    (``[latent_dim]``), and ``domain`` (index into the generator's domains; ``None`` for warp)."""
+    (``[latent_dim]``), and ``domain`` (index into the generator's domains; ``None`` for warp).
+
+    ``far``: the reference is not drawn yet; the warp backend chooses it the first time it sees
+    the face's geometry (:func:`privlens.anonymize.choice.far_references`) and writes it into
+    ``reference``, so a video track that keeps its slot keeps that reference.
+    """
 
     reference: int | None = None
     latent: torch.Tensor | None = None
     domain: int | None = None
+    far: bool = False
 
 
 class StylePlanner:
@@ -114,6 +120,8 @@ class StylePlanner:
         domain: force this domain; otherwise a reference uses the domain its folder names (when
             it is one of ``domains``), and anything else gets a seeded random domain.
         reference_folders: folder name of every reference (for the domain rule above).
+        reference_choice: ``seeded`` (draw the references) or ``far`` (leave them to the warp
+            backend's identity-aware choice, :mod:`privlens.anonymize.choice`).
     """
 
     def __init__(
@@ -125,7 +133,16 @@ class StylePlanner:
         domains: list[str] | None = None,
         domain: str | None = None,
         reference_folders: list[str] | None = None,
+        reference_choice: str = "seeded",
     ) -> None:
+        from privlens.anonymize.choice import REFERENCE_CHOICES
+
+        if reference_choice not in REFERENCE_CHOICES:
+            raise ValueError(
+                f"--reference-choice must be one of {', '.join(REFERENCE_CHOICES)}, got {reference_choice!r}"
+            )
+        if reference_choice == "far" and (latent_dim is not None or domains is not None):
+            raise ValueError("--reference-choice far works with the warp backend only")
         if num_refs < 1:
             raise ValueError(f"--num-refs must be at least 1, got {num_refs}")
         if latent_dim is None and num_refs > num_references:
@@ -139,6 +156,7 @@ class StylePlanner:
         self.num_refs, self.num_references, self.latent_dim = num_refs, num_references, latent_dim
         self.domains, self.domain = domains, domain
         self.folders = reference_folders or []
+        self.far = reference_choice == "far"
         self.rng = np.random.default_rng(seed)
         self.torch_rng = torch.Generator().manual_seed(seed)
 
@@ -165,5 +183,7 @@ class StylePlanner:
                 )
                 for _ in range(self.num_refs)
             ]
+        if self.far:
+            return [Slot(far=True) for _ in range(self.num_refs)]
         chosen = self.rng.choice(self.num_references, size=self.num_refs, replace=False)
         return [Slot(reference=int(i), domain=self._domain(int(i))) for i in chosen]

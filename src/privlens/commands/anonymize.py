@@ -32,6 +32,13 @@ def anonymize(
         None, "--out", "-o", help="Output folder (with --webcam: a .mp4/.avi file, or omit it with --show)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the reference, latent and domain choices."),
+    reference_choice: str = typer.Option(
+        "seeded",
+        "--reference-choice",
+        help="Warp backend: 'seeded' draws each face's reference; 'far' warps every reference onto the "
+        "face's decoded geometry and takes the one farthest (dlib) from the identity that geometry alone "
+        "implies: more faces end far from their source, at one dlib embedding per reference and face.",
+    ),
     latent: bool = typer.Option(False, "--latent", help="Styles from random latents (GAN mapping network)."),
     domain: str | None = typer.Option(None, "--domain", help="Generator domain (GAN only), e.g. female."),
     size: int | None = typer.Option(
@@ -103,6 +110,7 @@ def anonymize(
             skip_no_face=skip_no_face,
             detect_every=detect_every,
             smoothing=smoothing,
+            reference_choice=reference_choice,
         )
         if webcam is not None:
             _webcam(job, webcam, out, show)

@@ -164,21 +164,34 @@ def check_generator(
 
 @torch.no_grad()
 def warp_pairs(
-    camera: torch.nn.Module, heatmap_net: torch.nn.Module, sources: torch.Tensor, references: list
+    camera: torch.nn.Module,
+    heatmap_net: torch.nn.Module,
+    sources: torch.Tensor,
+    references: list,
+    reference_choice: str = "seeded",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x̃_a, x̃_b)`` of the training-free warp backend, as ``privlens anonymize --backend warp``
-    paints them: reference ``i`` and ``i + 1`` (cyclically; :class:`privlens.anonymize.references.
-    Reference` items, with dlib landmarks) warped onto the landmarks U decodes from the capture."""
+    paints them: two references (:class:`privlens.anonymize.references.Reference` items, with
+    dlib landmarks) warped onto the landmarks U decodes from the capture. ``reference_choice``:
+    ``seeded`` takes references ``i`` and ``i + 1`` (cyclically; a fixed stand-in for the seeded
+    draw), ``far`` the two of :func:`privlens.anonymize.choice.far_references`."""
+    from privlens.anonymize.choice import REFERENCE_CHOICES, far_references
     from privlens.anonymize.pipeline import heatmap_landmarks
     from privlens.anonymize.warp import warp_reference
 
+    if reference_choice not in REFERENCE_CHOICES:
+        raise ValueError(f"unknown reference choice {reference_choice!r}; expected {REFERENCE_CHOICES}")
     size = sources.shape[-1]
     camera, heatmap_net = camera.eval(), heatmap_net.eval()
     landmarks = heatmap_landmarks(heatmap_net(camera(sources).image), size)
     outs: list[list[torch.Tensor]] = [[], []]
     for i, target in enumerate(landmarks):
-        for shift, out in enumerate(outs):
-            reference = references[(i + shift) % len(references)]
+        if reference_choice == "far":
+            chosen = far_references(references, target, size, count=2)
+        else:
+            chosen = [i % len(references), (i + 1) % len(references)]
+        for index, out in zip(chosen, outs, strict=True):
+            reference = references[index]
             out.append(warp_reference(reference.image, reference.landmarks, target, size))
     return torch.stack(outs[0]), torch.stack(outs[1])
 
@@ -189,12 +202,13 @@ def check_warp_backend(
     sources: torch.Tensor,
     references: list,
     analysis_px: int = 160,
+    reference_choice: str = "seeded",
 ) -> GeneratorCheck:
     """The four figures for the warp backend (the training-free baseline a generator must beat);
-    it has no latent, so ``latent_l1`` is ``None``."""
+    it has no latent, so ``latent_l1`` is ``None``. ``reference_choice``: see :func:`warp_pairs`."""
     if len(references) < 2:
         raise ValueError(f"need at least 2 references with a dlib face, got {len(references)}")
-    out_a, out_b = warp_pairs(camera, heatmap_net, sources, references)
+    out_a, out_b = warp_pairs(camera, heatmap_net, sources, references, reference_choice)
     return score_outputs(sources, out_a, out_b, len(references), analysis_px, None)
 
 
