@@ -3,7 +3,7 @@
     python benchmarks/eval_generator.py --generator RUN_OR_BUNDLE --data DIR [--lens LENS]
         [--heatmap U] [--references DIR] [--n 20] [--out FILE.md] [--weights ema|raw]
     python benchmarks/eval_generator.py --backend warp --data DIR [--lens LENS --heatmap U]
-        [--reference-choice seeded|far] [--seed 0]
+        [--reference-choice cycle|drawn|far] [--seed 0] [--draws 1]
 
 * ``--backend warp``: the same figures for the training-free warp backend (references warped
   onto U's landmarks; references without a dlib face are skipped), the baseline a generator has
@@ -44,10 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", default=0, type=int)
     parser.add_argument(
         "--reference-choice",
-        default="seeded",
-        choices=("seeded", "far"),
-        help="warp backend: references i and i + 1, or the identity-aware choice "
-        "(privlens anonymize --reference-choice)",
+        default="cycle",
+        choices=("cycle", "drawn", "far"),
+        help="warp backend: references i and i + 1 (cycle), two drawn from --seed (drawn: anonymize's "
+        "default), or the identity-aware choice (far: anonymize --reference-choice far)",
+    )
+    parser.add_argument(
+        "--draws", default=1, type=int, help="with drawn: repeat with seeds --seed ... --seed + draws - 1"
     )
     parser.add_argument("--out", default=None, type=Path)
     args = parser.parse_args(argv)
@@ -100,13 +103,26 @@ def warp_baseline(args: argparse.Namespace) -> int:
         sources, _, _, _ = load_sources(args.data, size, args.n)
         camera = make_camera(lens, size)
         references = load_references(args.references or args.data / "train", size).references
-        torch.manual_seed(args.seed)  # the lens's sensor noise
-        check = check_warp_backend(camera, net, sources, references, args.analysis_px, args.reference_choice)
+        checks = []
+        for seed in range(args.seed, args.seed + max(1, args.draws)):
+            torch.manual_seed(args.seed)  # the lens's sensor noise: the same captures for every draw
+            checks.append(
+                check_warp_backend(
+                    camera, net, sources, references, args.analysis_px, args.reference_choice, seed
+                )
+            )
     except (ModelFileError, ImageFileError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    painter = "Warp backend" + (", identity-aware reference choice" if args.reference_choice == "far" else "")
-    _write(render_check(check, painter=painter), check, args.out)
+    painter = f"Warp backend, references: {args.reference_choice}"
+    if len(checks) > 1:
+        kept = [round(c.identity * c.n_pairs) for c in checks]
+        print(
+            f"{len(checks)} draws: identity > 0.6 for {sum(kept) / len(kept):.1f} of "
+            f"{checks[0].n_pairs} on average (min {min(kept)}, max {max(kept)}); "
+            f"geometry ratio {sum(c.geometry for c in checks) / len(checks):.2f} on average"
+        )
+    _write(render_check(checks[0], painter=painter + f" (seed {args.seed})"), checks[0], args.out)
     return 0
 
 

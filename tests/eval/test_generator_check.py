@@ -84,3 +84,9 @@ def test_warp_baseline_paints_the_references_not_the_source(lfw):
     assert "two latents: n/a" in render_check(check)
     with pytest.raises(ValueError, match="2 references"):
         check_warp_backend(camera, u, faces[:2], references[:1])
+    # drawn: two distinct references per source, the same ones for the same seed
+    drawn = [warp_pairs(camera, u, faces[:2], references, "drawn", seed) for seed in (5, 5, 6)]
+    assert torch.equal(drawn[0][0], drawn[1][0]) and torch.equal(drawn[0][1], drawn[1][1])
+    assert not torch.equal(drawn[0][0], drawn[0][1])
+    with pytest.raises(ValueError, match="unknown reference choice"):
+        warp_pairs(camera, u, faces[:2], references, "nearest")

@@ -162,32 +162,40 @@ def check_generator(
     return score_outputs(sources, out_a, out_b, len(references), analysis_px, latent_l1)
 
 
+WARP_CHOICES = ("cycle", "drawn", "far")
+
+
 @torch.no_grad()
 def warp_pairs(
     camera: torch.nn.Module,
     heatmap_net: torch.nn.Module,
     sources: torch.Tensor,
     references: list,
-    reference_choice: str = "seeded",
+    reference_choice: str = "cycle",
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x̃_a, x̃_b)`` of the training-free warp backend, as ``privlens anonymize --backend warp``
     paints them: two references (:class:`privlens.anonymize.references.Reference` items, with
     dlib landmarks) warped onto the landmarks U decodes from the capture. ``reference_choice``:
-    ``seeded`` takes references ``i`` and ``i + 1`` (cyclically; a fixed stand-in for the seeded
-    draw), ``far`` the two of :func:`privlens.anonymize.choice.far_references`."""
-    from privlens.anonymize.choice import REFERENCE_CHOICES, far_references
+    ``cycle`` takes references ``i`` and ``i + 1`` (cyclically; fixed), ``drawn`` two distinct
+    ones drawn from ``seed`` (what ``anonymize``'s default seeded choice does), ``far`` the two of
+    :func:`privlens.anonymize.choice.far_references` (``--reference-choice far``)."""
+    from privlens.anonymize.choice import far_references
     from privlens.anonymize.pipeline import heatmap_landmarks
     from privlens.anonymize.warp import warp_reference
 
-    if reference_choice not in REFERENCE_CHOICES:
-        raise ValueError(f"unknown reference choice {reference_choice!r}; expected {REFERENCE_CHOICES}")
+    if reference_choice not in WARP_CHOICES:
+        raise ValueError(f"unknown reference choice {reference_choice!r}; expected one of {WARP_CHOICES}")
     size = sources.shape[-1]
     camera, heatmap_net = camera.eval(), heatmap_net.eval()
     landmarks = heatmap_landmarks(heatmap_net(camera(sources).image), size)
+    rng = np.random.default_rng(seed)
     outs: list[list[torch.Tensor]] = [[], []]
     for i, target in enumerate(landmarks):
         if reference_choice == "far":
             chosen = far_references(references, target, size, count=2)
+        elif reference_choice == "drawn":
+            chosen = [int(k) for k in rng.choice(len(references), size=2, replace=False)]
         else:
             chosen = [i % len(references), (i + 1) % len(references)]
         for index, out in zip(chosen, outs, strict=True):
@@ -202,13 +210,14 @@ def check_warp_backend(
     sources: torch.Tensor,
     references: list,
     analysis_px: int = 160,
-    reference_choice: str = "seeded",
+    reference_choice: str = "cycle",
+    seed: int = 0,
 ) -> GeneratorCheck:
     """The four figures for the warp backend (the training-free baseline a generator must beat);
     it has no latent, so ``latent_l1`` is ``None``. ``reference_choice``: see :func:`warp_pairs`."""
     if len(references) < 2:
         raise ValueError(f"need at least 2 references with a dlib face, got {len(references)}")
-    out_a, out_b = warp_pairs(camera, heatmap_net, sources, references, reference_choice)
+    out_a, out_b = warp_pairs(camera, heatmap_net, sources, references, reference_choice, seed)
     return score_outputs(sources, out_a, out_b, len(references), analysis_px, None)
 
 
