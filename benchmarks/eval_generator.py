@@ -116,11 +116,17 @@ def warp_baseline(args: argparse.Namespace) -> int:
         return 2
     painter = f"Warp backend, references: {args.reference_choice}"
     if len(checks) > 1:
-        kept = [round(c.identity * c.n_pairs) for c in checks]
+        for seed, check in enumerate(checks, start=args.seed):
+            kept = round(check.identity * check.n_pairs) if check.identity is not None else 0
+            print(
+                f"draw {seed}: identity > 0.6 for {kept} of {check.n_pairs} pairs, geometry ratio "
+                f"{check.geometry:.2f}, detected {check.detected:.2f}"
+            )
+        shares = [c.identity for c in checks if c.identity is not None]
         print(
-            f"{len(checks)} draws: identity > 0.6 for {sum(kept) / len(kept):.1f} of "
-            f"{checks[0].n_pairs} on average (min {min(kept)}, max {max(kept)}); "
-            f"geometry ratio {sum(c.geometry for c in checks) / len(checks):.2f} on average"
+            f"{len(checks)} draws: identity share {sum(shares) / len(shares):.3f} on average "
+            f"(min {min(shares):.3f}, max {max(shares):.3f}); geometry ratio "
+            f"{sum(c.geometry for c in checks) / len(checks):.2f} on average\n"
         )
     _write(render_check(checks[0], painter=painter + f" (seed {args.seed})"), checks[0], args.out)
     return 0
