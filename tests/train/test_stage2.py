@@ -485,3 +485,34 @@ def test_shipped_recipe_writes_a_verified_half_precision_bundle(faces_two_domain
     bundle = load_generator_bundle(tmp_path / "w" / "generator_64.safetensors", weights="raw")
     assert bundle.image_size == 32 and bundle.generator.to_rgb[2].weight.dtype == torch.float32
     assert main(["--data", str(tmp_path / "absent"), *args[2:], "train.steps=1"]) == 2
+
+
+def test_warm_start_loads_a_bundles_weights_and_refuses_another_architecture(
+    faces_two_domains, heatmap_file, tmp_path
+):
+    """``train.init_from``: a new run starts from a bundle's raw (trained copies) and EMA weights
+    (averaged copies); a bundle of another width or a non-bundle file is refused by name."""
+    from privlens.train.stage2_bundle import load_generator_bundle
+
+    config = small_config(faces_two_domains, heatmap_file, "train.steps=2")
+    stage2.run_stage2(config, tmp_path / "first", resume=False)
+    bundle = tmp_path / "first" / "generator.safetensors"
+    raw, averaged = load_generator_bundle(bundle, weights="raw"), load_generator_bundle(bundle)
+    parts, _, _ = build(config)
+    nets = {name: getattr(parts, name) for name in stage2.TRAINED}
+    fresh = {k: v.clone() for k, v in nets["generator"].state_dict().items()}
+    stage2.warm_start(nets, parts.ema, bundle)
+    for name in stage2.EMA:
+        for mine, theirs in ((nets[name], getattr(raw, name)), (parts.ema[name], getattr(averaged, name))):
+            for key, value in theirs.state_dict().items():
+                assert torch.equal(mine.state_dict()[key], value.float()), (name, key)
+    assert any(not torch.equal(fresh[k], v) for k, v in nets["generator"].state_dict().items())
+    wider = small_config(faces_two_domains, heatmap_file, "model.base_width=16")
+    wide_parts, _, _ = build(wider)
+    wide_nets = {name: getattr(wide_parts, name) for name in stage2.TRAINED}
+    with pytest.raises(ConfigError, match="another architecture: generator.*there.*in this config"):
+        stage2.warm_start(wide_nets, wide_parts.ema, bundle)
+    with pytest.raises(ConfigError, match="train.init_from"):
+        stage2.warm_start(nets, parts.ema, heatmap_file)
+    warm = small_config(faces_two_domains, heatmap_file, "train.steps=1", f"train.init_from={bundle}")
+    assert stage2.run_stage2(warm, tmp_path / "second", resume=False).summary["steps"] == 1

@@ -496,6 +496,40 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, temporary)
 
 
+def warm_start(nets: dict[str, torch.nn.Module], ema: dict[str, torch.nn.Module], bundle: Path) -> None:
+    """Load G, S and F of a generator bundle into a new run's networks (``train.init_from``): the
+    bundle's raw weights into the trained copies (its EMA weights when it stores no raw ones), its
+    EMA weights into the averaged copies. Raises :class:`ConfigError` when the file is not a
+    bundle or its architecture differs from the config's (both shapes named)."""
+    from privlens.train.stage2_bundle import GeneratorBundleError, load_generator_bundle
+
+    try:
+        averaged = load_generator_bundle(bundle, weights="ema")
+        try:
+            trained = load_generator_bundle(bundle, weights="raw")
+        except GeneratorBundleError:
+            trained = averaged
+    except GeneratorBundleError as error:
+        raise ConfigError(f"train.init_from: {error}") from error
+    for name in EMA:
+        for target, source in ((nets[name], getattr(trained, name)), (ema[name], getattr(averaged, name))):
+            mine, theirs = target.state_dict(), source.state_dict()
+            for key, value in theirs.items():
+                if key not in mine or mine[key].shape != value.shape:
+                    shape = tuple(mine[key].shape) if key in mine else "absent"
+                    raise ConfigError(
+                        f"train.init_from: {bundle} is another architecture: {name}.{key} is "
+                        f"{tuple(value.shape)} there, {shape} in this config's model"
+                    )
+            missing = sorted(set(mine) - set(theirs))
+            if missing:
+                raise ConfigError(
+                    f"train.init_from: {bundle} lacks {name}.{missing[0]} (another architecture)"
+                )
+
+            target.load_state_dict({k: v.float() for k, v in theirs.items()})
+
+
 def _check_same_frozen(run_dir: Path, lens_source: str, net_source: Path) -> None:
     """Refuse to resume behind a lens or U whose file changed since the run began: the config
     holds only their paths, and the run folder keeps a copy of each file as it was trained with."""
@@ -589,6 +623,8 @@ def _run(
             )
         start_step, first = int(meta["step"]), dict(meta.get("first_losses", {}))
         _check_same_frozen(run_dir, lens_source, net_source)
+    elif t.init_from is not None:
+        warm_start(nets, ema, Path(t.init_from))
 
     writer = None
     if info.is_main:

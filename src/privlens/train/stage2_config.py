@@ -105,6 +105,10 @@ class Stage2TrainConfig:
     image_every: int = 1000
     checkpoint_every: int = 1000
     progress: bool = True
+    # warm start (a new run only): G, S and F from this generator bundle (raw weights for the
+    # trained copies, EMA for the averaged ones), e.g. to fine-tune a generator behind another
+    # lens and U; D starts fresh. Null: He initialisation as upstream.
+    init_from: str | None = None
 
 
 @dataclass
