@@ -3,7 +3,7 @@
     python benchmarks/eval_generator.py --generator RUN_OR_BUNDLE --data DIR [--lens LENS]
         [--heatmap U] [--references DIR] [--n 20] [--out FILE.md] [--weights ema|raw]
     python benchmarks/eval_generator.py --backend warp --data DIR [--lens LENS --heatmap U]
-        [--reference-choice cycle|drawn|far] [--seed 0] [--draws 1]
+        [--reference-choice cycle|drawn|far] [--seed 0] [--draws 1] [--sensor-noise]
 
 * ``--backend warp``: the same figures for the training-free warp backend (references warped
   onto U's landmarks; references without a dlib face are skipped), the baseline a generator has
@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         "default), or the identity-aware choice (far: anonymize --reference-choice far)",
     )
     parser.add_argument(
+        "--sensor-noise",
+        action="store_true",
+        help="captures through the lens file's physical sensor model (shot and read noise at its "
+        "full_scale_e, ADC rounding; drawn from --seed) instead of the noise-free capture",
+    )
+    parser.add_argument(
         "--draws", default=1, type=int, help="with drawn: repeat with seeds --seed ... --seed + draws - 1"
     )
     parser.add_argument("--out", default=None, type=Path)
@@ -73,14 +79,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundle = load_generator_bundle(args.generator, weights=args.weights)
         size = bundle.image_size
-        camera = make_camera(lens, size)
+        camera = make_camera(lens, size, sensor_noise=args.sensor_noise)
         net = load_heatmap_net(heatmap)
         sources, _, _, _ = load_sources(args.data, size, args.n)
-        references, _, _, _ = load_sources(args.references or args.data / "train", size, None)
+        pairs = None
+        if args.reference_choice == "far":  # references with dlib landmarks, chosen as the warp backend does
+            from privlens.anonymize.references import load_references
+            from privlens.eval.generator import far_pairs
+
+            chosen = load_references(args.references or args.data / "train", size).references
+            references = torch.stack([reference.image for reference in chosen])
+            torch.manual_seed(args.seed)
+            pairs = far_pairs(camera, net, sources, chosen)
+        elif args.reference_choice == "cycle":
+            references, _, _, _ = load_sources(args.references or args.data / "train", size, None)
+        else:
+            raise ValueError("--reference-choice drawn is for the warp backend")
     except (GeneratorBundleError, ImageFileError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    check = check_generator(bundle, camera, net, sources, references, args.analysis_px, seed=args.seed)
+    torch.manual_seed(args.seed)  # the sensor noise of the captures (with --sensor-noise)
+    check = check_generator(
+        bundle, camera, net, sources, references, args.analysis_px, seed=args.seed, pairs=pairs
+    )
     _write(render_check(check), check, args.out)
     return 0
 
@@ -101,7 +122,7 @@ def warp_baseline(args: argparse.Namespace) -> int:
         net = load_heatmap_net(heatmap)
         size = heatmap_size(Path(heatmap)) or 64  # the size U was trained at
         sources, _, _, _ = load_sources(args.data, size, args.n)
-        camera = make_camera(lens, size)
+        camera = make_camera(lens, size, sensor_noise=args.sensor_noise)
         references = load_references(args.references or args.data / "train", size).references
         checks = []
         for seed in range(args.seed, args.seed + max(1, args.draws)):
@@ -114,7 +135,9 @@ def warp_baseline(args: argparse.Namespace) -> int:
     except (ModelFileError, ImageFileError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    painter = f"Warp backend, references: {args.reference_choice}"
+    painter = f"Warp backend, references: {args.reference_choice}, " + (
+        "sensor noise of the lens file" if args.sensor_noise else "noise-free capture"
+    )
     if len(checks) > 1:
         for seed, check in enumerate(checks, start=args.seed):
             kept = round(check.identity * check.n_pairs) if check.identity is not None else 0

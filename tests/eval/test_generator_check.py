@@ -90,3 +90,18 @@ def test_warp_baseline_paints_the_references_not_the_source(lfw):
     assert not torch.equal(drawn[0][0], drawn[0][1])
     with pytest.raises(ValueError, match="unknown reference choice"):
         warp_pairs(camera, u, faces[:2], references, "nearest")
+
+
+def test_generate_pairs_styles_each_source_with_the_references_it_is_given(lfw):
+    from privlens.eval.generator import generate_pairs
+
+    faces = F.interpolate(lfw[:4], size=(64, 64), mode="area").clamp(0, 1)
+    camera, u = make_camera("open", 64), HeatmapNet(width=8, depth=2)
+    torch.manual_seed(0)
+    bundle = _bundle(Generator(64, 64, 8, 32))
+    default = generate_pairs(bundle, camera, u, faces[:2], faces)
+    cycled = generate_pairs(bundle, camera, u, faces[:2], faces, pairs=torch.tensor([[0, 1], [1, 2]]))
+    swapped = generate_pairs(bundle, camera, u, faces[:2], faces, pairs=torch.tensor([[1, 0], [2, 1]]))
+    assert torch.allclose(default[0], cycled[0]) and torch.allclose(default[1], cycled[1])
+    assert torch.allclose(swapped[0], cycled[1]) and torch.allclose(swapped[1], cycled[0])
+    assert not torch.allclose(cycled[0], cycled[1])

@@ -107,11 +107,15 @@ def generate_pairs(
     domain: int = 0,
     seed: int = 0,
     batch_size: int = 16,
+    pairs: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
-    """``(x̃_a, x̃_b, x̃_z1, x̃_z2)``, each ``[N, 3, S, S]``: every source with references ``i`` and
-    ``i + 1`` (cyclically) and with two latents z1, z2 (drawn from ``seed``)."""
+    """``(x̃_a, x̃_b, x̃_z1, x̃_z2)``, each ``[N, 3, S, S]``: every source with two references
+    (``pairs[i]``, ``[N, 2]`` indices; default ``i`` and ``i + 1``, cyclically) and with two
+    latents z1, z2 (drawn from ``seed``)."""
     device = next(bundle.generator.parameters()).device
     n, r = len(sources), len(references)
+    if pairs is None:
+        pairs = torch.stack([torch.arange(n) % r, (torch.arange(n) + 1) % r], dim=1)
     rng = torch.Generator().manual_seed(seed)
     z = torch.randn(2, n, bundle.latent_dim, generator=rng)
     outs: list[list[torch.Tensor]] = [[], [], [], []]
@@ -122,8 +126,8 @@ def generate_pairs(
         heat = heatmap_net(capture)
         d = torch.full((len(idx),), domain, dtype=torch.long, device=device)
         styles = [
-            bundle.style_encoder(references[idx % r].to(device), d),
-            bundle.style_encoder(references[(idx + 1) % r].to(device), d),
+            bundle.style_encoder(references[pairs[idx, 0]].to(device), d),
+            bundle.style_encoder(references[pairs[idx, 1]].to(device), d),
             bundle.mapping(z[0, idx].to(device), d),
             bundle.mapping(z[1, idx].to(device), d),
         ]
@@ -141,9 +145,10 @@ def check_generator(
     analysis_px: int = 160,
     domain: int = 0,
     seed: int = 0,
+    pairs: torch.Tensor | None = None,
 ) -> GeneratorCheck:
     """The four figures for ``sources`` ``[N, 3, S, S]`` and ``references`` ``[R >= 2, 3, S, S]``
-    (images in [0, 1] at the generator's size)."""
+    (images in [0, 1] at the generator's size); ``pairs``: see :func:`generate_pairs`."""
     size = int(bundle.image_size)
     for name, images in (("sources", sources), ("references", references)):
         if images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
@@ -156,7 +161,7 @@ def check_generator(
     for net in (bundle.generator, bundle.style_encoder, bundle.mapping):
         net.eval()
     out_a, out_b, out_z1, out_z2 = generate_pairs(
-        bundle, camera, heatmap_net, sources, references, domain, seed
+        bundle, camera, heatmap_net, sources, references, domain, seed, pairs=pairs
     )
     latent_l1 = float((out_z1 - out_z2).abs().mean())
     return score_outputs(sources, out_a, out_b, len(references), analysis_px, latent_l1)
@@ -193,7 +198,7 @@ def warp_pairs(
     outs: list[list[torch.Tensor]] = [[], []]
     for i, target in enumerate(landmarks):
         if reference_choice == "far":
-            chosen = far_references(references, target, size, count=2)
+            chosen = far_references(references, target.numpy(), size, count=2)
         elif reference_choice == "drawn":
             chosen = [int(k) for k in rng.choice(len(references), size=2, replace=False)]
         else:
@@ -202,6 +207,19 @@ def warp_pairs(
             reference = references[index]
             out.append(warp_reference(reference.image, reference.landmarks, target, size))
     return torch.stack(outs[0]), torch.stack(outs[1])
+
+
+@torch.no_grad()
+def far_pairs(camera: torch.nn.Module, heatmap_net: torch.nn.Module, sources: torch.Tensor, references: list):
+    """``[N, 2]`` reference indices per source by the identity-aware choice
+    (:func:`privlens.anonymize.choice.far_references`) on the landmarks U decodes from the
+    capture, for painters other than the warp backend (e.g. the Stage II generator)."""
+    from privlens.anonymize.choice import far_references
+    from privlens.anonymize.pipeline import heatmap_landmarks
+
+    size = sources.shape[-1]
+    landmarks = heatmap_landmarks(heatmap_net.eval()(camera.eval()(sources).image), size)
+    return torch.tensor([far_references(references, target.numpy(), size, count=2) for target in landmarks])
 
 
 def check_warp_backend(
