@@ -3,7 +3,7 @@
     python benchmarks/eval_generator.py --generator RUN_OR_BUNDLE --data DIR [--lens LENS]
         [--heatmap U] [--references DIR] [--n 20] [--out FILE.md] [--weights ema|raw]
     python benchmarks/eval_generator.py --backend warp --data DIR [--lens LENS --heatmap U]
-        [--reference-choice cycle|drawn|far] [--seed 0] [--draws 1] [--sensor-noise]
+        [--reference-choice cycle|drawn|far] [--seed 0] [--draws 1] [--sensor-noise|--no-sensor-noise]
 
 * ``--backend warp``: the same figures for the training-free warp backend (references warped
   onto U's landmarks; references without a dlib face are skipped), the baseline a generator has
@@ -49,12 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         help="warp backend: references i and i + 1 (cycle), two drawn from --seed (drawn: anonymize's "
         "default), or the identity-aware choice (far: anonymize --reference-choice far)",
     )
-    parser.add_argument(
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument(
         "--sensor-noise",
-        action="store_true",
-        help="captures through the lens file's physical sensor model (shot and read noise at its "
-        "full_scale_e, ADC rounding; drawn from --seed) instead of the noise-free capture",
+        action="store_const",
+        const=True,
+        default=None,
+        help="captures through the physical sensor model at the lens file's light (shot and read "
+        "noise, ADC rounding; drawn from --seed); default: as the lens file says",
     )
+    noise.add_argument("--no-sensor-noise", dest="sensor_noise", action="store_const", const=False)
     parser.add_argument(
         "--draws", default=1, type=int, help="with drawn: repeat with seeds --seed ... --seed + draws - 1"
     )
@@ -69,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     from privlens.data.images import ImageFileError
     from privlens.eval.generator import check_generator, render_check
     from privlens.eval.job import load_sources
-    from privlens.optics.presets import make_camera
     from privlens.train.checkpoint import load_heatmap_net
     from privlens.train.stage2_bundle import GeneratorBundleError, load_generator_bundle
 
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundle = load_generator_bundle(args.generator, weights=args.weights)
         size = bundle.image_size
-        camera = make_camera(lens, size, sensor_noise=args.sensor_noise)
+        camera = _camera(lens, size, args.sensor_noise)
         net = load_heatmap_net(heatmap)
         sources, _, _, _ = load_sources(args.data, size, args.n)
         pairs = None
@@ -113,7 +116,6 @@ def warp_baseline(args: argparse.Namespace) -> int:
     from privlens.eval.generator import check_warp_backend, render_check
     from privlens.eval.job import load_sources
     from privlens.models import ModelFileError, shipped_path
-    from privlens.optics.presets import make_camera
     from privlens.train.checkpoint import load_heatmap_net
 
     try:
@@ -122,7 +124,7 @@ def warp_baseline(args: argparse.Namespace) -> int:
         net = load_heatmap_net(heatmap)
         size = heatmap_size(Path(heatmap)) or 64  # the size U was trained at
         sources, _, _, _ = load_sources(args.data, size, args.n)
-        camera = make_camera(lens, size, sensor_noise=args.sensor_noise)
+        camera = _camera(lens, size, args.sensor_noise)
         references = load_references(args.references or args.data / "train", size).references
         checks = []
         for seed in range(args.seed, args.seed + max(1, args.draws)):
@@ -136,7 +138,7 @@ def warp_baseline(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     painter = f"Warp backend, references: {args.reference_choice}, " + (
-        "sensor noise of the lens file" if args.sensor_noise else "noise-free capture"
+        "sensor noise" if camera.config.sensor_noise else "noise-free capture"
     )
     if len(checks) > 1:
         for seed, check in enumerate(checks, start=args.seed):
@@ -153,6 +155,14 @@ def warp_baseline(args: argparse.Namespace) -> int:
         )
     _write(render_check(checks[0], painter=painter + f" (seed {args.seed})"), checks[0], args.out)
     return 0
+
+
+def _camera(lens, size: int, sensor_noise: bool | None):
+    """The camera of ``lens`` at ``size``; ``sensor_noise`` ``None`` keeps the lens file's setting
+    (Stage I's lens files have it on, ``privlens lens create`` files and presets off)."""
+    from privlens.optics.presets import make_camera
+
+    return make_camera(lens, size, **({} if sensor_noise is None else {"sensor_noise": sensor_noise}))
 
 
 def _write(text: str, check, out: Path | None) -> None:
