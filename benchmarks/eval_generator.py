@@ -3,7 +3,7 @@
     python benchmarks/eval_generator.py --generator RUN_OR_BUNDLE --data DIR [--lens LENS]
         [--heatmap U] [--references DIR] [--n 20] [--out FILE.md] [--weights ema|raw]
     python benchmarks/eval_generator.py --backend warp --data DIR [--lens LENS --heatmap U]
-        [--reference-choice cycle|drawn|far] [--seed 0] [--draws 1] [--sensor-noise|--no-sensor-noise]
+        [--reference-choice cycle|drawn|far] [--seed 0] [--draws 1] [--no-sensor-noise]
 
 * ``--backend warp``: the same figures for the training-free warp backend (references warped
   onto U's landmarks; references without a dlib face are skipped), the baseline a generator has
@@ -14,6 +14,8 @@
   (the camera and U the generator was trained behind).
 * ``--data``: a folder from ``privlens data prepare``: its ``val/`` faces are the sources (never
   trained on), its ``train/`` faces the references (``--references`` overrides).
+* Captures go through the physical sensor model at the lens file's light (shot and read noise,
+  ADC rounding, drawn from ``--seed``); ``--no-sensor-noise`` gives the noise-free capture.
 * Writes markdown (and ``.json`` beside it with ``--out``); prints the markdown.
 
 Example (the shipped models on the embedded faces, 64 px): see docs/training.md, Stage II.
@@ -52,13 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     noise = parser.add_mutually_exclusive_group()
     noise.add_argument(
         "--sensor-noise",
-        action="store_const",
-        const=True,
-        default=None,
-        help="captures through the physical sensor model at the lens file's light (shot and read "
-        "noise, ADC rounding; drawn from --seed); default: as the lens file says",
+        action="store_true",
+        default=True,
+        help="(default) captures through the physical sensor model at the lens file's light (shot and "
+        "read noise, ADC rounding; drawn from --seed), whatever the file's own sensor_noise flag",
     )
-    noise.add_argument("--no-sensor-noise", dest="sensor_noise", action="store_const", const=False)
+    noise.add_argument(
+        "--no-sensor-noise", dest="sensor_noise", action="store_false", help="the noise-free capture"
+    )
     parser.add_argument(
         "--draws", default=1, type=int, help="with drawn: repeat with seeds --seed ... --seed + draws - 1"
     )
@@ -157,12 +160,12 @@ def warp_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _camera(lens, size: int, sensor_noise: bool | None):
-    """The camera of ``lens`` at ``size``; ``sensor_noise`` ``None`` keeps the lens file's setting
-    (Stage I's lens files have it on, ``privlens lens create`` files and presets off)."""
+def _camera(lens, size: int, sensor_noise: bool):
+    """The camera of ``lens`` at ``size``, with or without the sensor model at the file's light
+    (lens files differ in their own flag: Stage I's have it on, ``privlens lens create``'s off)."""
     from privlens.optics.presets import make_camera
 
-    return make_camera(lens, size, **({} if sensor_noise is None else {"sensor_noise": sensor_noise}))
+    return make_camera(lens, size, sensor_noise=sensor_noise)
 
 
 def _write(text: str, check, out: Path | None) -> None:
