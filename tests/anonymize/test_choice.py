@@ -70,8 +70,10 @@ def test_far_slots_are_resolved_once_and_kept(pool):
 def test_planner_leaves_far_slots_to_the_warp_backend():
     slots = StylePlanner(2, seed=0, num_references=5, reference_choice="far").next()
     assert [(s.far, s.reference) for s in slots] == [(True, None), (True, None)]
-    with pytest.raises(ValueError, match="warp backend only"):
-        StylePlanner(1, 0, num_references=5, domains=["a"], reference_choice="far")
+    gan = StylePlanner(1, 0, num_references=5, domains=["a", "b"], domain="b", reference_choice="far").next()
+    assert gan[0].far and gan[0].reference is None and gan[0].domain == 1
+    with pytest.raises(ValueError, match="cannot go with --latent"):
+        StylePlanner(1, 0, latent_dim=16, domains=["a"], reference_choice="far")
     with pytest.raises(ValueError, match="seeded, far"):
         StylePlanner(1, 0, num_references=5, reference_choice="nearest")
     with pytest.raises(ValueError, match="only 2 usable"):
@@ -101,3 +103,28 @@ def test_anonymize_command_records_the_far_choice(models, references, tmp_path):
     bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x"), "--reference-choice", "near"])
     assert bad.exit_code == 2 and "seeded, far" in bad.output
     assert not (tmp_path / "x").exists()
+
+
+def test_the_gan_backend_resolves_far_slots_as_the_warp_backend(pool):
+    from privlens.anonymize.pipeline import GanBackend
+    from privlens.nets import Generator, MappingNetwork, StyleEncoder
+    from privlens.train.stage2_bundle import GeneratorBundle
+
+    torch.manual_seed(0)
+    bundle = GeneratorBundle(
+        Generator(SIZE, 64, 8, 32),
+        StyleEncoder(SIZE, 64, 1, 8, 32),
+        MappingNetwork(16, 64, 1, 32),
+        ["face"],
+        SIZE,
+        16,
+        64,
+        {},
+    )
+    backend = GanBackend(bundle, pool)
+    landmarks = torch.as_tensor(pool[0].landmarks, dtype=torch.float32)[None]
+    slots = [Slot(far=True, domain=0), Slot(far=True, domain=0)]
+    captures = torch.rand(1, 3, SIZE, SIZE)
+    faces = backend.generate(captures, torch.zeros(1, 70, SIZE // 4, SIZE // 4), landmarks, [slots])
+    assert faces.shape == (1, 2, 3, SIZE, SIZE)
+    assert slots[0].reference == 4 and slots[1].reference not in (None, 4)

@@ -64,3 +64,18 @@ def far_references(
     distance = np.linalg.norm(embeddings - embeddings.mean(axis=0), axis=1)
     order = [int(k) for k in np.argsort(-distance, kind="stable") if int(k) not in set(taken)]
     return order[:count]
+
+
+def resolve_far_slots(
+    references: Sequence, target: np.ndarray | torch.Tensor, slots: Sequence, size: int
+) -> None:
+    """Give every unresolved ``far`` slot of one face (:class:`privlens.anonymize.references.Slot`)
+    its reference, in place: the farthest ones not already used by the face's other slots."""
+    open_slots = [slot for slot in slots if slot.far and slot.reference is None]
+    if not open_slots:
+        return
+    taken = [slot.reference for slot in slots if slot.reference is not None]
+    target = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else target
+    chosen = far_references(references, target, size, len(open_slots), taken)
+    for slot, index in zip(open_slots, chosen, strict=True):
+        slot.reference = index

@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from privlens.anonymize.choice import resolve_far_slots
 from privlens.anonymize.references import Reference, Slot
 from privlens.anonymize.warp import warp_reference
 from privlens.faces.heatmaps import heatmap_to_image_coords
@@ -86,7 +87,7 @@ class WarpBackend:
         size = captures.shape[-1]
         faces = []
         for target, slots in zip(landmarks.cpu(), plans, strict=True):
-            self._choose(target, slots, size)
+            resolve_far_slots(self.references, target, slots, size)
             row = []
             for slot in slots:
                 if slot.reference is None:
@@ -95,18 +96,6 @@ class WarpBackend:
                 row.append(warp_reference(reference.image, reference.landmarks, target, size))
             faces.append(torch.stack(row))
         return torch.stack(faces).to(captures.device)
-
-    def _choose(self, target: torch.Tensor, slots: list[Slot], size: int) -> None:
-        """Resolve the ``far`` slots of one face (in place) on its decoded geometry."""
-        from privlens.anonymize.choice import far_references
-
-        open_slots = [slot for slot in slots if slot.far and slot.reference is None]
-        if not open_slots:
-            return
-        taken = [slot.reference for slot in slots if slot.reference is not None]
-        chosen = far_references(self.references, target.numpy(), size, len(open_slots), taken)
-        for slot, index in zip(open_slots, chosen, strict=True):
-            slot.reference = index
 
 
 class GanBackend:
@@ -140,6 +129,8 @@ class GanBackend:
         count = len(plans[0])
         if any(len(slots) != count for slots in plans):
             raise ValueError("every input of a batch needs the same number of slots")
+        for target, slots in zip(landmarks.cpu(), plans, strict=True):
+            resolve_far_slots(self.references, target, slots, captures.shape[-1])
         styles = torch.stack([self._style(slot) for slots in plans for slot in slots])
         images = self.bundle.generator(
             captures.repeat_interleave(count, dim=0), heatmaps.repeat_interleave(count, dim=0), styles

@@ -97,7 +97,7 @@ class Slot:
     """Where one output face takes its style: ``reference`` (an index) or ``latent``
     (``[latent_dim]``), and ``domain`` (index into the generator's domains; ``None`` for warp).
 
-    ``far``: the reference is not drawn yet; the warp backend chooses it the first time it sees
+    ``far``: the reference is not drawn yet; the backend chooses it the first time it sees
     the face's geometry (:func:`privlens.anonymize.choice.far_references`) and writes it into
     ``reference``, so a video track that keeps its slot keeps that reference.
     """
@@ -120,8 +120,9 @@ class StylePlanner:
         domain: force this domain; otherwise a reference uses the domain its folder names (when
             it is one of ``domains``), and anything else gets a seeded random domain.
         reference_folders: folder name of every reference (for the domain rule above).
-        reference_choice: ``seeded`` (draw the references) or ``far`` (leave them to the warp
-            backend's identity-aware choice, :mod:`privlens.anonymize.choice`).
+        reference_choice: ``seeded`` (draw the references) or ``far`` (leave them to the
+            backend's identity-aware choice on the face's geometry, :mod:`privlens.anonymize.choice`;
+            a GAN's domain is then ``domain`` or a seeded random one).
     """
 
     def __init__(
@@ -141,8 +142,8 @@ class StylePlanner:
             raise ValueError(
                 f"--reference-choice must be one of {', '.join(REFERENCE_CHOICES)}, got {reference_choice!r}"
             )
-        if reference_choice == "far" and (latent_dim is not None or domains is not None):
-            raise ValueError("--reference-choice far works with the warp backend only")
+        if reference_choice == "far" and latent_dim is not None:
+            raise ValueError("--reference-choice far chooses references; it cannot go with --latent")
         if num_refs < 1:
             raise ValueError(f"--num-refs must be at least 1, got {num_refs}")
         if latent_dim is None and num_refs > num_references:
@@ -184,6 +185,6 @@ class StylePlanner:
                 for _ in range(self.num_refs)
             ]
         if self.far:
-            return [Slot(far=True) for _ in range(self.num_refs)]
+            return [Slot(far=True, domain=self._domain(None)) for _ in range(self.num_refs)]
         chosen = self.rng.choice(self.num_references, size=self.num_refs, replace=False)
         return [Slot(reference=int(i), domain=self._domain(int(i))) for i in chosen]

@@ -35,7 +35,7 @@ def anonymize(
     reference_choice: str = typer.Option(
         "seeded",
         "--reference-choice",
-        help="Warp backend: 'seeded' draws each face's reference; 'far' warps every reference onto the "
+        help="'seeded' draws each face's reference; 'far' (not with --latent) warps every reference onto the "
         "face's decoded geometry and takes the one farthest (dlib) from the identity that geometry alone "
         "implies: more faces end far from their source, at one dlib embedding per reference and face.",
     ),
