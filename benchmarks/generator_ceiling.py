@@ -41,10 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    from privlens.anonymize.choice import far_references
     from privlens.anonymize.references import load_references, rescale_points
-    from privlens.anonymize.warp import warp_reference
-    from privlens.eval.generator import _dlib_side, _upsample, score_outputs
+    from privlens.eval.generator import _dlib_side, _upsample, reference_pairs, score_outputs, warp_onto
     from privlens.eval.job import load_sources
 
     sources, _, _, _ = load_sources(args.data, args.size, None)
@@ -77,39 +75,18 @@ def main(argv: list[str] | None = None) -> int:
         "| NME ratio | ref. L1 | N pairs |"
     )
     print("|---|---|---|---|---|---|")
-    for alpha in args.alphas:
-        outs = []
-        for shift in (0, 1):
-            painted = []
-            for i, points in enumerate(landmarks):
-                target = alpha * (points if points is not None else mean_shape) + (1 - alpha) * mean_shape
-                reference = references[(i + shift) % len(references)]
-                painted.append(warp_reference(reference.image, reference.landmarks, target, args.size))
-            outs.append(torch.stack(painted))
-        check = score_outputs(sources, outs[0], outs[1], len(references), args.analysis_px)
-        print(_row(f"{alpha:g}", check))
     exact = [points if points is not None else mean_shape for points in landmarks]
-
-    def paint(choices: list[list[int]]) -> list[torch.Tensor]:
-        return [
-            torch.stack(
-                [
-                    warp_reference(references[row[k]].image, references[row[k]].landmarks, target, args.size)
-                    for row, target in zip(choices, exact, strict=True)
-                ]
-            )
-            for k in (0, 1)
-        ]
-
-    if args.far:
-        choices = [far_references(references, target, args.size, count=2) for target in exact]
-        check = score_outputs(sources, *paint(choices), len(references), args.analysis_px)
-        print(_row("1, far reference choice", check))
-    for seed in range(args.draws):
-        rng = np.random.default_rng(seed)
-        choices = [list(rng.choice(len(references), size=2, replace=False)) for _ in exact]
-        check = score_outputs(sources, *paint(choices), len(references), args.analysis_px)
-        print(_row(f"1, references drawn with seed {seed}", check))
+    cycled = reference_pairs(exact, references, args.size, "cycle")
+    for alpha in args.alphas:
+        targets = [alpha * points + (1 - alpha) * mean_shape for points in exact]
+        outs = warp_onto(references, cycled, targets, args.size)
+        print(_row(f"{alpha:g}", score_outputs(sources, *outs, len(references), args.analysis_px)))
+    extra = [("far", 0, "1, far reference choice")] if args.far else []
+    extra += [("drawn", seed, f"1, references drawn with seed {seed}") for seed in range(args.draws)]
+    for choice, seed, label in extra:
+        pairs = reference_pairs(exact, references, args.size, choice, seed)
+        outs = warp_onto(references, pairs, exact, args.size)
+        print(_row(label, score_outputs(sources, *outs, len(references), args.analysis_px)))
     return 0
 
 

@@ -62,7 +62,8 @@ def far_references(
     warped = torch.stack([warp_reference(r.image, r.landmarks, target, size) for r in references])
     embeddings = embed_on_landmarks(warped, target)
     distance = np.linalg.norm(embeddings - embeddings.mean(axis=0), axis=1)
-    order = [int(k) for k in np.argsort(-distance, kind="stable") if int(k) not in set(taken)]
+    skipped = set(taken)
+    order = [int(k) for k in np.argsort(-distance, kind="stable") if int(k) not in skipped]
     return order[:count]
 
 

@@ -170,6 +170,51 @@ def check_generator(
 WARP_CHOICES = ("cycle", "drawn", "far")
 
 
+def _decoded_landmarks(camera: torch.nn.Module, heatmap_net: torch.nn.Module, sources: torch.Tensor):
+    """``[N, 68, 2]``: the landmarks U decodes from the captures of ``sources`` (image pixels)."""
+    from privlens.anonymize.pipeline import heatmap_landmarks
+
+    return heatmap_landmarks(heatmap_net.eval()(camera.eval()(sources).image), sources.shape[-1])
+
+
+def reference_pairs(
+    landmarks: torch.Tensor, references: list, size: int, reference_choice: str = "cycle", seed: int = 0
+) -> list[list[int]]:
+    """Two reference indices per face of ``landmarks`` (``[N, 68, 2]`` pixels of a ``size``
+    square): ``cycle`` takes ``i`` and ``i + 1`` (cyclically; fixed), ``drawn`` two distinct ones
+    drawn from ``seed`` (what ``anonymize``'s default seeded choice does), ``far`` the two of
+    :func:`privlens.anonymize.choice.far_references` (``--reference-choice far``)."""
+    from privlens.anonymize.choice import far_references
+
+    if reference_choice not in WARP_CHOICES:
+        raise ValueError(f"unknown reference choice {reference_choice!r}; expected one of {WARP_CHOICES}")
+    n, rng = len(references), np.random.default_rng(seed)
+    if reference_choice == "far":
+        return [far_references(references, target, size, count=2) for target in landmarks]
+    if reference_choice == "drawn":
+        return [[int(k) for k in rng.choice(n, size=2, replace=False)] for _ in landmarks]
+    return [[i % n, (i + 1) % n] for i in range(len(landmarks))]
+
+
+def warp_onto(
+    references: list, pairs: list[list[int]], targets, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x̃_a, x̃_b)``: references ``pairs[i][0]`` and ``pairs[i][1]`` warped onto ``targets[i]``
+    (``[68, 2]`` pixels of a ``size`` square), each ``[N, 3, size, size]``."""
+    from privlens.anonymize.warp import warp_reference
+
+    outs = [
+        torch.stack(
+            [
+                warp_reference(references[pair[k]].image, references[pair[k]].landmarks, target, size)
+                for pair, target in zip(pairs, targets, strict=True)
+            ]
+        )
+        for k in (0, 1)
+    ]
+    return outs[0], outs[1]
+
+
 @torch.no_grad()
 def warp_pairs(
     camera: torch.nn.Module,
@@ -181,45 +226,20 @@ def warp_pairs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x̃_a, x̃_b)`` of the training-free warp backend, as ``privlens anonymize --backend warp``
     paints them: two references (:class:`privlens.anonymize.references.Reference` items, with
-    dlib landmarks) warped onto the landmarks U decodes from the capture. ``reference_choice``:
-    ``cycle`` takes references ``i`` and ``i + 1`` (cyclically; fixed), ``drawn`` two distinct
-    ones drawn from ``seed`` (what ``anonymize``'s default seeded choice does), ``far`` the two of
-    :func:`privlens.anonymize.choice.far_references` (``--reference-choice far``)."""
-    from privlens.anonymize.choice import far_references
-    from privlens.anonymize.pipeline import heatmap_landmarks
-    from privlens.anonymize.warp import warp_reference
-
-    if reference_choice not in WARP_CHOICES:
-        raise ValueError(f"unknown reference choice {reference_choice!r}; expected one of {WARP_CHOICES}")
+    dlib landmarks; chosen by :func:`reference_pairs`) warped onto the landmarks U decodes from
+    the capture."""
     size = sources.shape[-1]
-    camera, heatmap_net = camera.eval(), heatmap_net.eval()
-    landmarks = heatmap_landmarks(heatmap_net(camera(sources).image), size)
-    rng = np.random.default_rng(seed)
-    outs: list[list[torch.Tensor]] = [[], []]
-    for i, target in enumerate(landmarks):
-        if reference_choice == "far":
-            chosen = far_references(references, target.numpy(), size, count=2)
-        elif reference_choice == "drawn":
-            chosen = [int(k) for k in rng.choice(len(references), size=2, replace=False)]
-        else:
-            chosen = [i % len(references), (i + 1) % len(references)]
-        for index, out in zip(chosen, outs, strict=True):
-            reference = references[index]
-            out.append(warp_reference(reference.image, reference.landmarks, target, size))
-    return torch.stack(outs[0]), torch.stack(outs[1])
+    landmarks = _decoded_landmarks(camera, heatmap_net, sources)
+    pairs = reference_pairs(landmarks, references, size, reference_choice, seed)
+    return warp_onto(references, pairs, landmarks, size)
 
 
 @torch.no_grad()
 def far_pairs(camera: torch.nn.Module, heatmap_net: torch.nn.Module, sources: torch.Tensor, references: list):
-    """``[N, 2]`` reference indices per source by the identity-aware choice
-    (:func:`privlens.anonymize.choice.far_references`) on the landmarks U decodes from the
-    capture, for painters other than the warp backend (e.g. the Stage II generator)."""
-    from privlens.anonymize.choice import far_references
-    from privlens.anonymize.pipeline import heatmap_landmarks
-
-    size = sources.shape[-1]
-    landmarks = heatmap_landmarks(heatmap_net.eval()(camera.eval()(sources).image), size)
-    return torch.tensor([far_references(references, target.numpy(), size, count=2) for target in landmarks])
+    """``[N, 2]`` reference indices per source by the identity-aware choice on the landmarks U
+    decodes from the capture, for painters other than the warp backend (e.g. the generator)."""
+    landmarks = _decoded_landmarks(camera, heatmap_net, sources)
+    return torch.tensor(reference_pairs(landmarks, references, sources.shape[-1], "far"))
 
 
 def check_warp_backend(
