@@ -88,15 +88,22 @@ def main(argv: list[str] | None = None) -> int:
         camera = _camera(lens, size, args.sensor_noise)
         net = load_heatmap_net(heatmap)
         sources, _, _, _ = load_sources(args.data, size, args.n)
-        pairs = None
-        if args.reference_choice == "far":  # references with dlib landmarks, chosen as the warp backend does
+        pairs = reference_landmarks = None
+        if args.reference_choice == "far" or bundle.generator.content == "warp":
+            # references with dlib landmarks: a warp-content G reads them warped; `far` chooses by them
             from privlens.anonymize.references import load_references
             from privlens.eval.generator import far_pairs
 
             chosen = load_references(args.references or args.data / "train", size).references
             references = torch.stack([reference.image for reference in chosen])
-            torch.manual_seed(args.seed)
-            pairs = far_pairs(camera, net, sources, chosen)
+            reference_landmarks = torch.stack(
+                [torch.as_tensor(r.landmarks, dtype=torch.float32) for r in chosen]
+            )
+            if args.reference_choice == "far":
+                torch.manual_seed(args.seed)
+                pairs = far_pairs(camera, net, sources, chosen)
+            elif args.reference_choice != "cycle":
+                raise ValueError("--reference-choice drawn is for the warp backend")
         elif args.reference_choice == "cycle":
             references, _, _, _ = load_sources(args.references or args.data / "train", size, None)
         else:
@@ -106,7 +113,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.manual_seed(args.seed)  # the sensor noise of the captures (with --sensor-noise)
     check = check_generator(
-        bundle, camera, net, sources, references, args.analysis_px, seed=args.seed, pairs=pairs
+        bundle,
+        camera,
+        net,
+        sources,
+        references,
+        args.analysis_px,
+        seed=args.seed,
+        pairs=pairs,
+        reference_landmarks=reference_landmarks,
     )
     _write(render_check(check), check, args.out)
     return 0

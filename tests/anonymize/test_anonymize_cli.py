@@ -99,6 +99,7 @@ def test_folder_of_photos_keeps_size_format_and_every_untouched_pixel(models, re
     manifest = json.loads((out / "anonymize.json").read_text())
     records = {Path(r["input"]).name: r for r in manifest["inputs"]}
     assert manifest["settings"]["backend"] == "warp" and manifest["settings"]["size"] == SIZE
+    assert manifest["settings"]["sensor_noise"]["bit_depth"] >= 8  # the captures went through the sensor
     scene = np.asarray(Image.open(photos / "scene.png"))
     for name, mode in (("scene.png", "RGB"), ("grey.png", "L")):
         folder = out if name == "scene.png" else out / "sub"
@@ -124,9 +125,12 @@ def test_folder_of_photos_keeps_size_format_and_every_untouched_pixel(models, re
 
 def test_skip_no_face_leaves_faceless_photos_out(models, references, photos, tmp_path):
     out = tmp_path / "out"
-    result = invoke(photos / "blank.png", *warp_args(models, references, out, "--skip-no-face"))
+    result = invoke(
+        photos / "blank.png", *warp_args(models, references, out, "--skip-no-face", "--no-sensor-noise")
+    )
     assert result.exit_code == 0, result.output
     assert written(out) == ["anonymize.json"] and "left out" in text(result)
+    assert json.loads((out / "anonymize.json").read_text())["settings"]["sensor_noise"] is False
 
 
 def test_job_with_a_painter_replaces_every_face(oracle, photos, tmp_path):

@@ -64,7 +64,16 @@ def test_warp_pipeline_puts_the_reference_face_on_the_geometry_u_reports():
     result = anonymizer.run(scene, [[Slot(reference=0)]])
     assert result.faces.shape == (1, 1, 3, 256, 256)
     assert result.captures.shape == scene.shape
-    assert torch.allclose(oracle.seen[0], camera(scene).image, atol=1e-6)  # U sees the capture
+    # U sees the capture as the sensor stores it (seeded noise, quantised), not the scene
+    with torch.no_grad():
+        stored = camera.capture(scene, generator=torch.Generator().manual_seed(0)).image
+    assert torch.allclose(oracle.seen[0], stored, atol=1e-6)
+    assert not torch.allclose(stored, camera(scene).image, atol=1e-4)
+    levels = oracle.seen[0] * (2**camera.config.bit_depth - 1)
+    assert torch.allclose(levels, levels.round(), atol=1e-3)
+    quiet = Anonymizer(camera, oracle, anonymizer.backend, sensor_noise=False)
+    quiet.run(scene, [[Slot(reference=0)]])
+    assert torch.allclose(oracle.seen[-1], camera(scene).image, atol=1e-6)
     assert (result.captures - scene).abs().mean() > 0.05
     assert np.abs(result.landmarks[0].numpy() - target).max() < 0.5
     face = result.faces[0, 0]
@@ -123,3 +132,42 @@ def test_style_plans_are_seeded_distinct_and_checked():
     assert torch.equal(latent[1].latent, again[1].latent) and not torch.equal(
         latent[0].latent, latent[1].latent
     )
+
+
+def test_warp_content_generator_never_reads_the_capture(references):
+    """A ``content="warp"`` generator paints from each slot's reference warped onto U's
+    landmarks: two different captures with the same heatmaps give the same faces (a capture-content
+    generator's differ), the reference changes them, and a latent slot is refused."""
+    from types import SimpleNamespace
+
+    from privlens.anonymize.pipeline import GanBackend
+    from privlens.nets import Generator, MappingNetwork, StyleEncoder
+
+    found = load_references(references, 64).references[:2]
+    target = torch.as_tensor(found[0].landmarks, dtype=torch.float32)
+    maps = render_heatmaps(target, 64, 16)
+    heatmaps = torch.cat([maps, torch.full((2, 16, 16), 0.5)])[None].expand(2, -1, -1, -1)
+    captures = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    landmarks = target[None].expand(2, -1, -1)
+    plans = [[Slot(reference=0)], [Slot(reference=0)]]
+
+    def backend(content: str) -> GanBackend:
+        torch.manual_seed(0)
+        bundle = SimpleNamespace(
+            generator=Generator(64, 64, 8, 32, content=content),
+            style_encoder=StyleEncoder(64, 64, 1, 8, 32),
+            mapping=MappingNetwork(16, 64, 1, 32),
+        )
+        return GanBackend(bundle, found)
+
+    with torch.no_grad():
+        warped = backend("warp").generate(captures, heatmaps, landmarks, plans)
+        assert torch.equal(warped[0], warped[1])
+        direct = backend("capture").generate(captures, heatmaps, landmarks, plans)
+        assert (direct[0] - direct[1]).abs().mean() > 1e-3
+        other = backend("warp").generate(captures, heatmaps, landmarks, [[Slot(reference=1)]] * 2)
+        assert (other - warped).abs().mean() > 1e-3
+        with pytest.raises(AnonymizeError, match="not --latent"):
+            backend("warp").generate(captures, heatmaps, landmarks, [[Slot(latent=torch.zeros(16))]] * 2)
+    with pytest.raises(ValueError, match="content must be one of capture, warp"):
+        Generator(64, 64, 8, 32, content="mirror")

@@ -105,3 +105,29 @@ def test_generate_pairs_styles_each_source_with_the_references_it_is_given(lfw):
     assert torch.allclose(default[0], cycled[0]) and torch.allclose(default[1], cycled[1])
     assert torch.allclose(swapped[0], cycled[1]) and torch.allclose(swapped[1], cycled[0])
     assert not torch.allclose(cycled[0], cycled[1])
+
+
+def test_generate_pairs_gives_a_warp_content_generator_the_warped_references(lfw):
+    """A ``content="warp"`` generator is fed each pair's reference warped onto U's landmarks (never
+    the capture), and without the references' landmarks it is refused."""
+    from privlens.anonymize.pipeline import heatmap_landmarks
+    from privlens.anonymize.warp import warp_batch
+    from privlens.eval.generator import generate_pairs
+
+    faces = F.interpolate(lfw[:3], size=(64, 64), mode="area").clamp(0, 1)
+    points = torch.rand(3, 68, 2, generator=torch.Generator().manual_seed(0)) * 40 + 12
+    camera, u = make_camera("open", 64), HeatmapNet(width=8, depth=2)
+    torch.manual_seed(0)
+    generator = Generator(64, 64, 8, 32, content="warp")
+    seen = []
+    original = generator.forward
+    generator.forward = lambda content, heat, style: seen.append(content) or original(content, heat, style)
+    bundle = _bundle(generator)
+    pairs = torch.tensor([[1, 2], [2, 0]])
+    generate_pairs(bundle, camera, u, faces[:2], faces, pairs=pairs, reference_landmarks=points)
+    with torch.no_grad():
+        targets = heatmap_landmarks(u(camera(faces[:2]).image), 64)
+    expected = warp_batch(faces[pairs[:, 1]], points[pairs[:, 1]], targets)
+    assert torch.allclose(seen[1], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="landmarks"):
+        generate_pairs(bundle, camera, u, faces[:2], faces, pairs=pairs)

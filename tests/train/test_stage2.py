@@ -516,3 +516,41 @@ def test_warm_start_loads_a_bundles_weights_and_refuses_another_architecture(
         stage2.warm_start(nets, parts.ema, heatmap_file)
     warm = small_config(faces_two_domains, heatmap_file, "train.steps=1", f"train.init_from={bundle}")
     assert stage2.run_stage2(warm, tmp_path / "second", resume=False).summary["steps"] == 1
+
+
+def test_warp_content_generator_trains_on_warped_references_and_refuses_a_cycle(
+    faces_two_domains, heatmap_file, tmp_path
+):
+    """``model.content: warp``: G reads each reference warped onto the landmarks U decodes (the
+    iteration's content equals those warps, its output follows them, not the capture); the bundle
+    records the content; a cycle term or an unknown content is refused by name."""
+    from privlens.train import load_generator_bundle
+
+    warp = ["model.content=warp", "loss.lambda_cyc=0", "loss.lambda_warp=20", "loss.warp_geometry=heatmap"]
+    config = small_config(faces_two_domains, heatmap_file, *warp)
+    parts, optimizers, batch = build(config)
+    batch["reference_landmarks"] = torch.stack([Stage2FacesItems(config)[i]["landmarks"] for i in (2, 3)])
+    seen = []
+    original = parts.generator.forward
+    parts.generator.forward = lambda content, heat, style: (
+        seen.append(content) or original(content, heat, style)
+    )
+    out = stage2.train_iteration(parts, optimizers, batch, 0, config)
+    _, heat = stage2.frozen_views(parts, batch["image"])
+    warped = stage2.heatmap_warp_targets(batch, heat)
+    assert all(torch.equal(content, warped) for content in seen) and len(seen) >= 4
+    assert out["g_ref/warp"] >= 0 and out["g_ref/cyc"] == 0
+    stage2.run_stage2(
+        small_config(faces_two_domains, heatmap_file, *warp, "train.steps=1"), tmp_path / "run", resume=False
+    )
+    assert load_generator_bundle(tmp_path / "run").generator.content == "warp"
+    with pytest.raises(ValueError, match="loss.lambda_cyc"):
+        small_config(faces_two_domains, heatmap_file, "model.content=warp", "loss.lambda_cyc=1")
+    with pytest.raises(ValueError, match="model.content"):
+        small_config(faces_two_domains, heatmap_file, "model.content=mirror")
+
+
+def Stage2FacesItems(config: Stage2Config):  # noqa: N802
+    from privlens.train.stage2_data import Stage2Faces
+
+    return Stage2Faces(config.data.root, config.data.image_size, augment=False).faces

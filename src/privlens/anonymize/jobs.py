@@ -147,6 +147,9 @@ class AnonymizeJob:
         detect_every: videos: run the detector every k frames, track in between.
         smoothing: videos: landmark smoothing weight of a still face (1: none).
         painter: a ready :class:`~privlens.anonymize.frames.Painter` instead of the models.
+        sensor_noise: simulate the sensor (shot and read noise at the lens file's light,
+            quantisation; seeded by ``seed``) as a real camera stores its captures; ``False``
+            gives U the noise-free optical image.
 
     Raises :class:`AnonymizeError` for every user error, before anything is written.
     """
@@ -171,12 +174,13 @@ class AnonymizeJob:
         smoothing: float = 0.5,
         painter: Painter | None = None,
         reference_choice: str = "seeded",
+        sensor_noise: bool = True,
     ) -> None:
         from privlens.faces.detect import DETECTORS
 
         self.models, self.log = models, log or (lambda message: None)
         self.seed, self.latent, self.domain = seed, latent, domain
-        self.reference_choice = reference_choice
+        self.reference_choice, self.sensor_noise = reference_choice, sensor_noise
         self.skip_no_face, self.detect_every, self.smoothing = skip_no_face, detect_every, smoothing
         if batch_size < 1:
             raise AnonymizeError(f"--batch-size must be at least 1, got {batch_size}")
@@ -207,6 +211,7 @@ class AnonymizeJob:
             "detect_every": detect_every,
             "smoothing": smoothing,
             "reference_choice": reference_choice,
+            "sensor_noise": self._sensor_record(painter),
         }
         finder = FaceFinder(detector, min_face, detect_side)
         self.pipeline = FramePipeline(painter, finder, check, batch_size, self._slot_record)
@@ -243,7 +248,23 @@ class AnonymizeJob:
                 raise AnonymizeError(f"no usable reference face in {reference} (no face found in any image)")
         refs: list[Reference] = self.references.references
         backend = GanBackend(self.bundle, refs, self.device) if gan else WarpBackend(refs)
-        return ModelPainter(Anonymizer(camera, heatmap_net, backend, self.device))
+        return ModelPainter(
+            Anonymizer(
+                camera, heatmap_net, backend, self.device, sensor_noise=self.sensor_noise, seed=self.seed
+            )
+        )
+
+    def _sensor_record(self, painter: Painter) -> dict[str, Any] | bool:
+        """The sensor the captures went through, for the manifest (``False``: noise-free)."""
+        anonymizer = getattr(painter, "anonymizer", None)
+        if anonymizer is None or not anonymizer.sensor_noise:
+            return False
+        config = anonymizer.camera.config
+        return {
+            "full_scale_e": config.full_scale_e,
+            "read_noise_e": config.read_noise_e,
+            "bit_depth": config.bit_depth,
+        }
 
     def planner(self) -> StylePlanner | None:
         if not self.references.references and not self.latent:

@@ -6,7 +6,8 @@ Two backends paint the new faces:
   reference face warped onto that geometry (:mod:`privlens.anonymize.warp`).
 * ``gan``: the Stage II generator, ``G(y, U(y), s)`` with the style ``s = S(reference, domain)``
   from the style encoder, or ``s = F(z, domain)`` from the mapping network for a random latent
-  ``z``.
+  ``z``. A ``content="warp"`` generator reads the reference warped onto U's landmarks instead of
+  ``y`` (:class:`privlens.nets.stargan.Generator`) and needs references.
 
 The raw scene enters :meth:`Anonymizer.run` and leaves it only as the capture: nothing downstream
 of the camera sees it. Images are float RGB ``[B, 3, S, S]`` in [0, 1] throughout.
@@ -123,6 +124,21 @@ class GanBackend:
             self._styles[key] = self.bundle.style_encoder(image, domain)[0]
         return self._styles[key]
 
+    def _warped(self, landmarks: torch.Tensor, plans: list[list[Slot]], size: int) -> torch.Tensor:
+        """``[B * N, 3, S, S]``: each slot's reference warped onto its input's landmarks (the content
+        of a ``content="warp"`` generator); a latent slot has no reference and is refused."""
+        warped = []
+        for target, slots in zip(landmarks.cpu(), plans, strict=True):
+            for slot in slots:
+                if slot.reference is None:
+                    raise AnonymizeError(
+                        "this generator paints from a warped reference face (content 'warp'); "
+                        "it needs references, not --latent"
+                    )
+                reference = self.references[slot.reference]
+                warped.append(warp_reference(reference.image, reference.landmarks, target, size))
+        return torch.stack(warped)
+
     def generate(
         self, captures: torch.Tensor, heatmaps: torch.Tensor, landmarks: torch.Tensor, plans: list[list[Slot]]
     ) -> torch.Tensor:
@@ -132,9 +148,13 @@ class GanBackend:
         for target, slots in zip(landmarks.cpu(), plans, strict=True):
             resolve_far_slots(self.references, target, slots, captures.shape[-1])
         styles = torch.stack([self._style(slot) for slots in plans for slot in slots])
-        images = self.bundle.generator(
-            captures.repeat_interleave(count, dim=0), heatmaps.repeat_interleave(count, dim=0), styles
-        )
+        if (
+            getattr(self.bundle.generator, "content", "capture") == "warp"
+        ):  # G reads each slot's reference warped onto U's landmarks
+            content = self._warped(landmarks, plans, captures.shape[-1]).to(self.device)
+        else:
+            content = captures.repeat_interleave(count, dim=0)
+        images = self.bundle.generator(content, heatmaps.repeat_interleave(count, dim=0), styles)
         return images.unflatten(0, (len(plans), count))
 
 
@@ -152,13 +172,26 @@ class AnonymizedBatch:
 class Anonymizer:
     """Camera, U and a backend, on one device, in evaluation mode.
 
-    ``image_size`` is the camera's; it must be a multiple of U's input multiple.
+    ``image_size`` is the camera's; it must be a multiple of U's input multiple. With
+    ``sensor_noise`` (the default) every capture is what the sensor stores
+    (:meth:`privlens.optics.camera.Camera.readout`: shot and read noise at the lens file's
+    ``full_scale_e`` and ``read_noise_e``, clipping, ``bit_depth`` quantisation), drawn from a
+    generator seeded with ``seed``, so a run is repeatable; ``sensor_noise=False`` gives the
+    noise-free optical image (the lens alone).
     """
 
     def __init__(
-        self, camera: Camera, heatmap_net: HeatmapNet, backend: Backend, device: torch.device | str = "cpu"
+        self,
+        camera: Camera,
+        heatmap_net: HeatmapNet,
+        backend: Backend,
+        device: torch.device | str = "cpu",
+        sensor_noise: bool = True,
+        seed: int = 0,
     ) -> None:
         self.device = torch.device(device)
+        self.sensor_noise = sensor_noise
+        self.noise_rng = torch.Generator(device=self.device).manual_seed(seed)
         self.camera = camera.to(self.device).eval()
         self.heatmap_net = heatmap_net.to(self.device).eval()
         self.backend = backend
@@ -182,6 +215,8 @@ class Anonymizer:
         if len(plans) != scenes.shape[0]:
             raise ValueError(f"{scenes.shape[0]} scenes but {len(plans)} plans")
         captures = self.camera.image(scenes.to(self.device), self.psf)
+        if self.sensor_noise:
+            captures = self.camera.readout(captures, generator=self.noise_rng)
         heatmaps = self.heatmap_net(captures)
         landmarks = heatmap_landmarks(heatmaps, self.image_size)
         faces = self.backend.generate(captures, heatmaps, landmarks, plans)

@@ -189,3 +189,21 @@ def warp_reference(
     if size is None:
         size = (array.shape[0], array.shape[1])
     return remap(array, warp_map(reference_landmarks, target_landmarks, size))
+
+
+def warp_batch(
+    references: torch.Tensor, reference_landmarks: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """:func:`warp_reference` for a batch: references ``[B, 3, S, S]`` with their landmarks
+    ``[B, 68, 2]`` warped onto ``targets`` ``[B, 68, 2]`` (pixels), ``[B, 3, S, S]`` on the
+    references' device. This is the content a ``content="warp"`` generator reads."""
+    if references.dim() != 4 or references.shape[-1] != references.shape[-2]:
+        raise ValueError(f"references must be [B, 3, S, S], got {tuple(references.shape)}")
+    size = references.shape[-1]
+    warped = [
+        warp_reference(image, points, target, size)
+        for image, points, target in zip(
+            references.detach().float().cpu(), reference_landmarks.cpu(), targets.detach().cpu(), strict=True
+        )
+    ]
+    return torch.stack(warped).to(references.device)

@@ -39,6 +39,12 @@ def anonymize(
         "face's decoded geometry and takes the one farthest (dlib) from the identity that geometry alone "
         "implies: more faces end far from their source, at one dlib embedding per reference and face.",
     ),
+    sensor_noise: bool = typer.Option(
+        True,
+        "--sensor-noise/--no-sensor-noise",
+        help="Simulate the sensor as a real camera stores its captures: shot and read noise at the lens "
+        "file's light, quantised (seeded by --seed). --no-sensor-noise: the noise-free optical image.",
+    ),
     latent: bool = typer.Option(False, "--latent", help="Styles from random latents (GAN mapping network)."),
     domain: str | None = typer.Option(None, "--domain", help="Generator domain (GAN only), e.g. female."),
     size: int | None = typer.Option(
@@ -111,6 +117,7 @@ def anonymize(
             detect_every=detect_every,
             smoothing=smoothing,
             reference_choice=reference_choice,
+            sensor_noise=sensor_noise,
         )
         if webcam is not None:
             _webcam(job, webcam, out, show)

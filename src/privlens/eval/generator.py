@@ -108,12 +108,21 @@ def generate_pairs(
     seed: int = 0,
     batch_size: int = 16,
     pairs: torch.Tensor | None = None,
+    reference_landmarks: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """``(x̃_a, x̃_b, x̃_z1, x̃_z2)``, each ``[N, 3, S, S]``: every source with two references
     (``pairs[i]``, ``[N, 2]`` indices; default ``i`` and ``i + 1``, cyclically) and with two
-    latents z1, z2 (drawn from ``seed``)."""
+    latents z1, z2 (drawn from ``seed``). A ``content="warp"`` generator reads each reference
+    warped onto the landmarks U decodes (``reference_landmarks`` ``[R, 68, 2]`` pixels needed);
+    its latent outputs keep the first reference's warp as content."""
+    from privlens.anonymize.pipeline import heatmap_landmarks
+    from privlens.anonymize.warp import warp_batch
+
     device = next(bundle.generator.parameters()).device
     n, r = len(sources), len(references)
+    warp_content = getattr(bundle.generator, "content", "capture") == "warp"
+    if warp_content and reference_landmarks is None:
+        raise ValueError("a content='warp' generator needs the references' landmarks")
     if pairs is None:
         pairs = torch.stack([torch.arange(n) % r, (torch.arange(n) + 1) % r], dim=1)
     rng = torch.Generator().manual_seed(seed)
@@ -131,8 +140,16 @@ def generate_pairs(
             bundle.mapping(z[0, idx].to(device), d),
             bundle.mapping(z[1, idx].to(device), d),
         ]
-        for out, style in zip(outs, styles, strict=True):
-            out.append(bundle.generator(capture, heat, style).float().cpu())
+        contents = [capture] * 4
+        if warp_content:
+            targets = heatmap_landmarks(heat, sources.shape[-1])
+            a, b = (
+                warp_batch(references[pairs[idx, k]], reference_landmarks[pairs[idx, k]], targets).to(device)
+                for k in (0, 1)
+            )
+            contents = [a, b, a, a]
+        for out, style, content in zip(outs, styles, contents, strict=True):
+            out.append(bundle.generator(content, heat, style).float().cpu())
     return tuple(torch.cat(o) for o in outs)
 
 
@@ -146,9 +163,11 @@ def check_generator(
     domain: int = 0,
     seed: int = 0,
     pairs: torch.Tensor | None = None,
+    reference_landmarks: torch.Tensor | None = None,
 ) -> GeneratorCheck:
     """The four figures for ``sources`` ``[N, 3, S, S]`` and ``references`` ``[R >= 2, 3, S, S]``
-    (images in [0, 1] at the generator's size); ``pairs``: see :func:`generate_pairs`."""
+    (images in [0, 1] at the generator's size); ``pairs`` and ``reference_landmarks``: see
+    :func:`generate_pairs`."""
     size = int(bundle.image_size)
     for name, images in (("sources", sources), ("references", references)):
         if images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
@@ -161,7 +180,15 @@ def check_generator(
     for net in (bundle.generator, bundle.style_encoder, bundle.mapping):
         net.eval()
     out_a, out_b, out_z1, out_z2 = generate_pairs(
-        bundle, camera, heatmap_net, sources, references, domain, seed, pairs=pairs
+        bundle,
+        camera,
+        heatmap_net,
+        sources,
+        references,
+        domain,
+        seed,
+        pairs=pairs,
+        reference_landmarks=reference_landmarks,
     )
     latent_l1 = float((out_z1 - out_z2).abs().mean())
     return score_outputs(sources, out_a, out_b, len(references), analysis_px, latent_l1)

@@ -43,6 +43,9 @@ STYLE_DIM = 64
 LATENT_DIM = 16
 
 
+GENERATOR_CONTENTS = ("capture", "warp")  # what G's encoder reads, see Generator
+
+
 def default_base_width(image_size: int) -> int:
     """StarGAN v2's first-layer width for an image side: ``2**14 // image_size`` (64 at 256 px)."""
     return max(2**14 // image_size, 1)
@@ -229,8 +232,14 @@ class Generator(nn.Module):
         w_hpf: weight of the high-pass skip connections (the filter is divided by it); 0 turns
             them off and the heatmaps may then be ``None``.
         mask_channels: the heatmap channels (coarse, fine) that gate the skips.
+        content: what the encoder reads. ``capture`` (the paper): the camera's capture ``y``.
+            ``warp`` (beyond the paper): the reference warped onto the landmarks U decodes from
+            ``y`` (:func:`privlens.anonymize.warp.warp_reference`), so G never sees the capture's
+            pixels and cannot reuse the identity they still carry; U's heatmaps still gate the
+            skips. The network is the same; callers pass the content ``arch["content"]`` names.
 
-    ``forward(captures, heatmaps, styles) -> images``: captures ``[B, 3, N, N]`` in [0, 1],
+    ``forward(captures, heatmaps, styles) -> images``: captures (or, with ``content="warp"``, the
+    warped references) ``[B, 3, N, N]`` in [0, 1],
     heatmaps ``[B, K, N/4, N/4]`` as :class:`HeatmapNet` returns them, styles ``[B, style_dim]``;
     new faces ``[B, 3, N, N]`` in [0, 1].
     """
@@ -243,9 +252,13 @@ class Generator(nn.Module):
         max_width: int = 512,
         w_hpf: float = 1.0,
         mask_channels: tuple[int, int] = (68, 69),
+        content: str = "capture",
     ) -> None:
         super().__init__()
         log2 = _check_size(image_size)
+        if content not in GENERATOR_CONTENTS:
+            raise ValueError(f"content must be one of {', '.join(GENERATOR_CONTENTS)}, got {content!r}")
+        self.content = content
         base_width = default_base_width(image_size) if base_width is None else base_width
         _check_widths(base_width, max_width)
         if w_hpf < 0:
@@ -289,6 +302,7 @@ class Generator(nn.Module):
             "max_width": self.max_width,
             "w_hpf": self.w_hpf,
             "mask_channels": list(self.mask_channels),
+            "content": self.content,
         }
 
     def masks(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

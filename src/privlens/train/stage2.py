@@ -177,7 +177,9 @@ def build_networks(
     """G, S, F and D as configured (initialised from the current torch seed)."""
     m, size = config.model, config.data.image_size
     return {
-        "generator": Generator(size, m.style_dim, m.base_width, m.max_width, m.w_hpf, mask_channels),
+        "generator": Generator(
+            size, m.style_dim, m.base_width, m.max_width, m.w_hpf, mask_channels, content=m.content
+        ),
         "style_encoder": StyleEncoder(size, m.style_dim, num_domains, m.base_width, m.max_width),
         "mapping": MappingNetwork(m.latent_dim, m.style_dim, num_domains, m.mapping_hidden),
         "discriminator": Discriminator(size, num_domains, m.base_width, m.max_width),
@@ -327,18 +329,13 @@ def camera_heatmaps(parts: Stage2Parts, images: torch.Tensor) -> torch.Tensor:
 
 def heatmap_warp_targets(batch: dict[str, torch.Tensor], heat: torch.Tensor) -> torch.Tensor:
     """The warp targets of ``loss.warp_geometry: heatmap``: each reference warped onto the
-    landmarks U decodes from the source's capture (as the warp backend paints at inference)."""
+    landmarks U decodes from the source's capture (as the warp backend paints at inference); also
+    the content a ``model.content: warp`` generator reads."""
     from privlens.anonymize.pipeline import heatmap_landmarks
-    from privlens.anonymize.warp import warp_reference
+    from privlens.anonymize.warp import warp_batch
 
-    size = batch["reference"].shape[-1]
-    landmarks = heatmap_landmarks(heat.float(), size).cpu()
-    references, reference_landmarks = batch["reference"].float().cpu(), batch["reference_landmarks"].cpu()
-    targets = [
-        warp_reference(image, points, target, size).clamp(0.0, 1.0)
-        for image, points, target in zip(references, reference_landmarks, landmarks, strict=True)
-    ]
-    return torch.stack(targets).to(heat.device)
+    landmarks = heatmap_landmarks(heat.float(), batch["reference"].shape[-1])
+    return warp_batch(batch["reference"], batch["reference_landmarks"], landmarks).to(heat.device)
 
 
 def train_iteration(
@@ -366,6 +363,9 @@ def train_iteration(
 
     capture, heat = frozen_views(parts, source)
     capture = _fmt(parts, capture)
+    # what G reads: the capture (the paper) or the reference warped onto U's landmarks (Generator)
+    warped = heatmap_warp_targets(batch, heat) if parts.generator.content == "warp" else None
+    content = capture if warped is None else _fmt(parts, warped)
     num_landmarks = parts.heatmap_net.num_landmarks
     generator_rng = torch.Generator(device="cpu").manual_seed(mix_seed(config.train.seed, step, rank, 0x1A7E))
     b = source.shape[0]
@@ -380,7 +380,7 @@ def train_iteration(
             real_logits = disc(real, y_trg)
             with torch.no_grad():
                 style = mapping(z, y_trg) if kind == "latent" else style_encoder(ref, y_trg)
-                fake = generator(capture, heat, style)
+                fake = generator(content, heat, style)
             fake_logits = disc(fake.detach(), y_trg)
         r1 = L.r1_penalty(real_logits, real)
         adv = L.d_adversarial(real_logits, fake_logits)
@@ -403,13 +403,13 @@ def train_iteration(
                 style, style2 = mapping(z, y_trg), mapping(z2, y_trg)
             else:
                 style, style2 = style_encoder(ref, y_trg), style_encoder(ref2, y_trg)
-            fake = generator(capture, heat, style)
+            fake = generator(content, heat, style)
             adv = L.g_adversarial(disc(fake, y_trg))
             sty = L.style_reconstruction(style, style_encoder(fake, y_trg))
             ds = fake.new_zeros((), dtype=torch.float32)
             if lambda_ds > 0:  # past ds_iter the term has no weight: skip the second image
                 with torch.no_grad():
-                    fake2 = generator(capture, heat, style2)
+                    fake2 = generator(content, heat, style2)
                 ds = L.diversity(fake, fake2)
             cyc = expr = fake.new_zeros((), dtype=torch.float32)
             heat_fake = None
@@ -424,11 +424,10 @@ def train_iteration(
                 cyc = L.cycle(capture, reconstruction)
             warp = fake.new_zeros((), dtype=torch.float32)
             if lo.lambda_warp > 0 and kind == "ref":
-                target = (
-                    batch["warp_target"]
-                    if lo.warp_geometry == "labels"
-                    else heatmap_warp_targets(batch, heat)
-                )
+                if lo.warp_geometry == "labels":
+                    target = batch["warp_target"]
+                else:
+                    target = warped if warped is not None else heatmap_warp_targets(batch, heat)
                 warp = L.warp_target(fake, target)
             perceptual = fake.new_zeros((), dtype=torch.float32)
             if parts.perceptual is not None and lo.lambda_lpips > 0 and kind == "ref":
@@ -579,7 +578,7 @@ def _run(
         config.data.domains,
         config.data.crop_p,
         config.data.flip_p,
-        warp_targets=config.loss.lambda_warp > 0,
+        warp_targets=config.loss.lambda_warp > 0 or config.model.content == "warp",
         warp_geometry=config.loss.warp_geometry,
     )
     torch.manual_seed(mix_seed(t.seed, 0x5EED))  # identical initial weights on every rank

@@ -48,6 +48,10 @@ class Stage2ModelConfig:
     max_width: int = 512
     mapping_hidden: int = 512
     w_hpf: float = 1.0  # heatmap-gated high-pass skips; 0 turns them off
+    # What G's encoder reads (privlens.nets.stargan.Generator): "capture", the paper's y; "warp"
+    # (beyond the paper), the reference warped onto the landmarks U decodes from y, so G never
+    # sees the capture's pixels. "warp" needs the references' landmarks and has no cycle term.
+    content: str = "capture"
 
 
 @dataclass
@@ -170,6 +174,14 @@ class Stage2Config:
                 self.loss.warp_geometry in ("labels", "heatmap"),
                 "loss.warp_geometry",
                 "must be labels or heatmap",
+            )
+        )
+        checks.append((self.model.content in ("capture", "warp"), "model.content", "must be capture or warp"))
+        checks.append(
+            (
+                self.model.content == "capture" or self.loss.lambda_cyc == 0,
+                "loss.lambda_cyc",
+                "must be 0 with model.content warp (that G reads no capture to cycle back to)",
             )
         )
         for ok, key, message in checks:

@@ -148,10 +148,15 @@ def evaluate_into_provenance(target: Path, data: Path, lens: Path, heatmap: Path
 
     bundle = load_generator_bundle(target)
     sources, _, _, _ = load_sources(data, bundle.image_size, None)
-    references, _, _, _ = load_sources(Path(data) / "train", bundle.image_size, None)
     camera, net = make_camera(str(lens), bundle.image_size), load_heatmap_net(heatmap)
-    check = check_generator(bundle, camera, net, sources, references)
     with_landmarks = load_references(Path(data) / "train", bundle.image_size).references
+    if bundle.generator.content == "warp":  # it reads the references warped: they need landmarks
+        references = torch.stack([reference.image for reference in with_landmarks])
+        points = torch.stack([torch.as_tensor(r.landmarks, dtype=torch.float32) for r in with_landmarks])
+        check = check_generator(bundle, camera, net, sources, references, reference_landmarks=points)
+    else:
+        references, _, _, _ = load_sources(Path(data) / "train", bundle.image_size, None)
+        check = check_generator(bundle, camera, net, sources, references)
     warp = check_warp_backend(camera, net, sources, with_landmarks)
     record = read_provenance(target)
     record["heldout_check"] = check.to_dict() | {"data": str(data), "sources": "val split"}
