@@ -161,3 +161,20 @@ def test_generator_output_depends_on_the_style_at_init():
     with torch.no_grad():
         out = g(captures, heat, mapping(torch.randn(4, 16), torch.zeros(4, dtype=torch.long)))
     assert float((out[0] - out[1]).abs().mean()) > 0.01
+
+
+def test_residual_warp_generator_starts_from_its_content_and_learns_a_correction():
+    """``residual``: an untrained G returns the warp it reads, bit for bit; one gradient step on
+    its last layer makes the output move; a residual on the capture is refused."""
+    torch.manual_seed(0)
+    generator = tiny_generator(content="warp", residual=True)
+    content = torch.rand(2, 3, SIZE, SIZE)
+    heat = torch.rand(2, 70, SIZE // 4, SIZE // 4)
+    style = torch.randn(2, 64)
+    assert torch.equal(generator(content, heat, style), content)
+    loss = (generator(content, heat, style) - 0.5).abs().mean()
+    loss.backward()
+    assert generator.to_rgb[2].weight.grad.abs().sum() > 0
+    assert generator.arch["residual"] is True and generator.arch["content"] == "warp"
+    with pytest.raises(ValueError, match="residual needs content='warp'"):
+        tiny_generator(residual=True)

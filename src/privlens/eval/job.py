@@ -198,6 +198,8 @@ def run_evaluation(
             "seed": seed,
             "image_size": size,
             "reference_plan": dict(zip(names, plan, strict=True)),
+            # the pipelines' captures (privlens.anonymize.pipeline.Anonymizer), seeded
+            "captures": "physical sensor model at each lens file's light: shot and read noise, quantised",
         },
         "methods": {m.name: m.description for m in methods},
         "unavailable": next(iter(reports.values())).unavailable if reports else {},

@@ -237,6 +237,11 @@ class Generator(nn.Module):
             ``y`` (:func:`privlens.anonymize.warp.warp_reference`), so G never sees the capture's
             pixels and cannot reuse the identity they still carry; U's heatmaps still gate the
             skips. The network is the same; callers pass the content ``arch["content"]`` names.
+        residual: (``content="warp"`` only) the output is the content plus a correction,
+            ``clamp(c + tanh(to_rgb(h)), 0, 1)``, with the correction's last convolution
+            zero-initialised, so an untrained G returns the warp it reads and training learns
+            what to change. Refused with ``content="capture"``: that G would start from the
+            capture, i.e. from the identity the lens lets through.
 
     ``forward(captures, heatmaps, styles) -> images``: captures (or, with ``content="warp"``, the
     warped references) ``[B, 3, N, N]`` in [0, 1],
@@ -253,12 +258,17 @@ class Generator(nn.Module):
         w_hpf: float = 1.0,
         mask_channels: tuple[int, int] = (68, 69),
         content: str = "capture",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         log2 = _check_size(image_size)
         if content not in GENERATOR_CONTENTS:
             raise ValueError(f"content must be one of {', '.join(GENERATOR_CONTENTS)}, got {content!r}")
-        self.content = content
+        if residual and content != "warp":
+            raise ValueError(
+                "residual needs content='warp' (a residual on the capture starts from its identity)"
+            )
+        self.content, self.residual = content, bool(residual)
         base_width = default_base_width(image_size) if base_width is None else base_width
         _check_widths(base_width, max_width)
         if w_hpf < 0:
@@ -291,6 +301,9 @@ class Generator(nn.Module):
         )
         self.hpf = HighPass(w_hpf) if w_hpf > 0 else None
         self.apply(he_init)
+        if self.residual:  # an untrained residual G returns its content unchanged
+            nn.init.zeros_(self.to_rgb[2].weight)
+            nn.init.zeros_(self.to_rgb[2].bias)
 
     @property
     def arch(self) -> dict:
@@ -303,6 +316,7 @@ class Generator(nn.Module):
             "w_hpf": self.w_hpf,
             "mask_channels": list(self.mask_channels),
             "content": self.content,
+            "residual": self.residual,
         }
 
     def masks(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -321,8 +335,10 @@ class Generator(nn.Module):
         skips: dict[int, torch.Tensor],
         heatmaps: torch.Tensor | None,
         styles: torch.Tensor,
+        content: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The decoder half: ``ȳ`` (and the encoder's skip features) -> images in [0, 1]."""
+        """The decoder half: ``ȳ`` (and the encoder's skip features) -> images in [0, 1];
+        a ``residual`` G adds its correction to ``content`` (what the encoder read)."""
         if styles.dim() != 2 or styles.shape != (latent.shape[0], self.style_dim):
             raise ValueError(
                 f"styles must be [{latent.shape[0]}, {self.style_dim}], got {tuple(styles.shape)}"
@@ -342,13 +358,17 @@ class Generator(nn.Module):
                     mask.to(x.dtype), size=x.shape[-2:], mode="bilinear", align_corners=False
                 )
                 x = x + self.hpf(mask * skips[side])
+        if self.residual:
+            if content is None:
+                raise ValueError("a residual generator needs its content to add the correction to")
+            return (content + torch.tanh(self.to_rgb(x))).clamp(0.0, 1.0)
         return (torch.tanh(self.to_rgb(x)) + 1.0) / 2.0
 
     def forward(
         self, captures: torch.Tensor, heatmaps: torch.Tensor | None, styles: torch.Tensor
     ) -> torch.Tensor:
         latent, skips = self.encoder(captures)
-        return self.decode_latent(latent, skips, heatmaps, styles)
+        return self.decode_latent(latent, skips, heatmaps, styles, captures)
 
 
 class MappingNetwork(nn.Module):

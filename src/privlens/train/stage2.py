@@ -178,7 +178,14 @@ def build_networks(
     m, size = config.model, config.data.image_size
     return {
         "generator": Generator(
-            size, m.style_dim, m.base_width, m.max_width, m.w_hpf, mask_channels, content=m.content
+            size,
+            m.style_dim,
+            m.base_width,
+            m.max_width,
+            m.w_hpf,
+            mask_channels,
+            content=m.content,
+            residual=m.residual,
         ),
         "style_encoder": StyleEncoder(size, m.style_dim, num_domains, m.base_width, m.max_width),
         "mapping": MappingNetwork(m.latent_dim, m.style_dim, num_domains, m.mapping_hidden),

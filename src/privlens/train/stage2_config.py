@@ -52,6 +52,8 @@ class Stage2ModelConfig:
     # (beyond the paper), the reference warped onto the landmarks U decodes from y, so G never
     # sees the capture's pixels. "warp" needs the references' landmarks and has no cycle term.
     content: str = "capture"
+    # With content "warp": G outputs the warp plus a learned correction, zero at initialisation.
+    residual: bool = False
 
 
 @dataclass
@@ -177,6 +179,13 @@ class Stage2Config:
             )
         )
         checks.append((self.model.content in ("capture", "warp"), "model.content", "must be capture or warp"))
+        checks.append(
+            (
+                not self.model.residual or self.model.content == "warp",
+                "model.residual",
+                "needs model.content warp",
+            )
+        )
         checks.append(
             (
                 self.model.content == "capture" or self.loss.lambda_cyc == 0,
