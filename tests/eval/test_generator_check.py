@@ -131,3 +131,5 @@ def test_generate_pairs_gives_a_warp_content_generator_the_warped_references(lfw
     assert torch.allclose(seen[1], expected, atol=1e-5)
     with pytest.raises(ValueError, match="landmarks"):
         generate_pairs(bundle, camera, u, faces[:2], faces, pairs=pairs)
+    check = check_generator(bundle, camera, u, faces[:2], faces, pairs=pairs, reference_landmarks=points)
+    assert any("warped references they read" in note for note in check.notes)

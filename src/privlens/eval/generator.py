@@ -109,12 +109,14 @@ def generate_pairs(
     batch_size: int = 16,
     pairs: torch.Tensor | None = None,
     reference_landmarks: torch.Tensor | None = None,
+    warps_out: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """``(x̃_a, x̃_b, x̃_z1, x̃_z2)``, each ``[N, 3, S, S]``: every source with two references
     (``pairs[i]``, ``[N, 2]`` indices; default ``i`` and ``i + 1``, cyclically) and with two
     latents z1, z2 (drawn from ``seed``). A ``content="warp"`` generator reads each reference
     warped onto the landmarks U decodes (``reference_landmarks`` ``[R, 68, 2]`` pixels needed);
-    its latent outputs keep the first reference's warp as content."""
+    its latent outputs keep the first reference's warp as content, and ``warps_out`` (a list)
+    receives those first warps, batch by batch."""
     from privlens.anonymize.pipeline import heatmap_landmarks
     from privlens.anonymize.warp import warp_batch
 
@@ -148,6 +150,8 @@ def generate_pairs(
                 for k in (0, 1)
             )
             contents = [a, b, a, a]
+            if warps_out is not None:
+                warps_out.append(a.float().cpu())
         for out, style, content in zip(outs, styles, contents, strict=True):
             out.append(bundle.generator(content, heat, style).float().cpu())
     return tuple(torch.cat(o) for o in outs)
@@ -179,6 +183,7 @@ def check_generator(
     camera, heatmap_net = camera.eval(), heatmap_net.eval()
     for net in (bundle.generator, bundle.style_encoder, bundle.mapping):
         net.eval()
+    warps: list[torch.Tensor] = []
     out_a, out_b, out_z1, out_z2 = generate_pairs(
         bundle,
         camera,
@@ -189,9 +194,16 @@ def check_generator(
         seed,
         pairs=pairs,
         reference_landmarks=reference_landmarks,
+        warps_out=warps,
     )
     latent_l1 = float((out_z1 - out_z2).abs().mean())
-    return score_outputs(sources, out_a, out_b, len(references), analysis_px, latent_l1)
+    check = score_outputs(sources, out_a, out_b, len(references), analysis_px, latent_l1)
+    if warps:  # how much a warp-content G changes what it reads
+        check.notes.append(
+            f"mean L1 between the outputs and the warped references they read: "
+            f"{float((out_a - torch.cat(warps)).abs().mean()):.3f} (N = {len(sources)})"
+        )
+    return check
 
 
 WARP_CHOICES = ("cycle", "drawn", "far")
