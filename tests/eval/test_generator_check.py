@@ -45,6 +45,13 @@ def test_a_copy_of_the_source_fails_identity_and_a_random_generator_fails_detect
     assert copy.detected == copy.detected_sources  # the outputs are the sources
     assert copy.n_pairs >= 1 and copy.identity == 0.0 and copy.identity_mean < 1e-6
     assert copy.geometry == 0.0 and copy.reference_l1 == 0.0 and copy.passes()["identity"] is False
+    assert copy.rank1 == 1.0  # each output is nearest to its own source
+    from privlens.eval.generator import score_outputs
+
+    swapped = score_outputs(faces, faces[[1, 2, 0]], faces[[2, 0, 1]], 3)  # another person's face
+    assert swapped.n_pairs == 3 and swapped.rank1 == 0.0
+    assert swapped.impostor_mean < swapped.identity_mean  # nearest to the person it shows
+    assert "nearest of the 3 sources" in render_check(swapped)
     torch.manual_seed(0)
     random = check_generator(_bundle(Generator(64, 64, 8, 32)), camera, u, faces[:2], faces)
     assert random.detected == 0.0 and random.identity is None and random.passes()["detected"] is False

@@ -54,6 +54,11 @@ class GeneratorCheck:
     reference_l1: float
     latent_l1: float | None  # None for a painter without latents (the warp backend)
     notes: list[str] = field(default_factory=list)
+    # of those pairs, the fraction whose own source is the nearest (dlib) of all the sources with a
+    # face (rank-1 identification, chance 1 / n_pairs): tells a leak from an output that is merely
+    # close to everyone (a generic face), which the distance alone cannot
+    rank1: float | None = None
+    impostor_mean: float | None = None  # mean distance from each output to the other sources
 
     @property
     def geometry(self) -> float | None:
@@ -317,11 +322,17 @@ def score_outputs(
     both = [
         i for i in range(len(sources)) if source_sides[i][0] is not None and output_sides[i][0] is not None
     ]
-    identity = identity_mean = nme_output = nme_mean = None
+    identity = identity_mean = nme_output = nme_mean = rank1 = impostor_mean = None
     notes = []
     if both:
         distances = np.array([np.linalg.norm(source_sides[i][1] - output_sides[i][1]) for i in both])
         identity, identity_mean = float((distances > SAME_PERSON).mean()), float(distances.mean())
+        gallery = np.stack([source_sides[i][1] for i in both])
+        probes = np.stack([output_sides[i][1] for i in both])
+        table = np.linalg.norm(probes[:, None] - gallery[None], axis=-1)  # [output, source]
+        rank1 = float((table.argmin(axis=1) == np.arange(len(both))).mean())
+        impostor = table[~np.eye(len(both), dtype=bool)]
+        impostor_mean = float(impostor.mean()) if impostor.size else None
         truth = np.stack([source_sides[i][0] for i in both])
         predicted = np.stack([output_sides[i][0] for i in both])
         nme_output = float(inter_ocular_nme(predicted, truth).mean())
@@ -344,6 +355,8 @@ def score_outputs(
         reference_l1=reference_l1,
         latent_l1=latent_l1,
         notes=notes,
+        rank1=rank1,
+        impostor_mean=impostor_mean,
     )
 
 
@@ -379,5 +392,11 @@ def render_check(check: GeneratorCheck, fmt: str = "md", painter: str = "Stage I
         f"| {verdict(passes['reference_l1'])} | two latents: {cell(check.latent_l1)}; "
         f"N = {check.n_sources} |",
     ]
+    if check.rank1 is not None:
+        lines.append(
+            f"\n- not a target: the output's own source is the nearest of the {check.n_pairs} sources for "
+            f"{check.rank1:.3f} of them (chance {1 / check.n_pairs:.3f}); mean distance to the other "
+            f"sources {cell(check.impostor_mean)}"
+        )
     lines += [f"\n- {note}" for note in check.notes]
     return "\n".join(lines) + "\n"
