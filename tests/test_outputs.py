@@ -91,3 +91,21 @@ def test_identifiable_lenses_are_flagged():
         require_allow_identifiable("open", False)
     require_allow_identifiable("open", True)
     require_allow_identifiable("defocus", False, make_camera("defocus", 32))
+
+
+def test_a_stopped_down_flat_lens_is_not_taken_for_the_open_one():
+    """The cut-off 1 / (lambda N) across the field: 173 cycles at f/12.5, 6.05 for the 0.07 mm stop
+    (hand-computed: 256 * 3.713 um / (440 nm * 50 mm / 0.14 mm)); the shipped stops pass the guard,
+    a 0.15 mm stop (13 cycles, 18 of 19 re-identified in the stop screen) does not."""
+    from privlens.models import shipped_path
+    from privlens.optics.lensfile import load_lens
+    from privlens.outputs import diffraction_cutoff_cycles
+
+    assert diffraction_cutoff_cycles(make_camera("open", 32).config) == pytest.approx(172.8, abs=0.1)
+    for name in ("lens-stop", "lens-stop-video"):
+        stop = load_lens(shipped_path(name), 32)
+        assert diffraction_cutoff_cycles(stop.config) == pytest.approx(6.05, abs=0.01)
+        assert identifiable_warning(name, stop) is None
+    wide = make_camera("open", 32, aperture_radius_m=0.15e-3)
+    assert diffraction_cutoff_cycles(wide.config) == pytest.approx(12.96, abs=0.01)
+    assert identifiable_warning("wide-stop", wide) is not None

@@ -33,6 +33,14 @@ IDENTIFIABLE_PRESETS = ("open",)
 #: A lens file whose every non-frozen coefficient is below this (um RMS) images like the open lens.
 IDENTIFIABLE_MAX_COEFF_UM = 0.05
 
+#: ... unless an aperture stop cuts its detail: a flat lens whose diffraction cut-off, 1 / (lambda N)
+#: at the shortest wavelength, lies below this many cycles across the sensor's field is a stopped-down
+#: lens, not an open one. Measured (benchmarks/RESULTS.md, issue 14, the stop screen: Tikhonov with
+#: the exact PSF, 4000 e-, N = 19 held-out faces): 12.9 cycles (0.15 mm) re-identified 18 of 19,
+#: 8.6 cycles (0.10 mm) 4 of 19, 6.0 cycles (0.07 mm, `lens-stop`) 1 of 19. A guard against an
+#: accidental open lens, not a privacy figure: measure a lens with `privlens attack`.
+IDENTIFIABLE_MIN_CUTOFF_CYCLES = 10.0
+
 
 class OutputError(ValueError):
     """An output location would lose or shadow the user's data, or cannot be written."""
@@ -192,7 +200,16 @@ def is_identifiable(lens: str | Path, camera=None) -> bool:
     if getattr(camera.config, "lowres_size", None):
         return False
     coeffs = _lens_coefficients(camera)
-    return coeffs is not None and max((abs(v) for v in coeffs), default=0.0) < IDENTIFIABLE_MAX_COEFF_UM
+    flat = coeffs is not None and max((abs(v) for v in coeffs), default=0.0) < IDENTIFIABLE_MAX_COEFF_UM
+    return flat and diffraction_cutoff_cycles(camera.config) >= IDENTIFIABLE_MIN_CUTOFF_CYCLES
+
+
+def diffraction_cutoff_cycles(config) -> float:
+    """The incoherent diffraction cut-off ``1 / (lambda_min N)`` of an aberration-free lens, in
+    cycles across the sensor's field (``grid_size * pitch_m``): 173 for the paper's f/12.5 camera,
+    6.0 for the 0.07 mm stop (f/357). No detail finer than this reaches the sensor."""
+    field_m = config.grid_size * config.pitch_m
+    return field_m / (min(config.wavelengths_m) * config.f_number)
 
 
 def identifiable_warning(lens: str | Path, camera=None) -> str | None:
@@ -200,8 +217,8 @@ def identifiable_warning(lens: str | Path, camera=None) -> str | None:
     if not is_identifiable(lens, camera):
         return None
     return (
-        f"privacy: the lens {lens} has no aberration, so its captures show recognisable "
-        "faces; use it only as a reference"
+        f"privacy: the lens {lens} has no aberration and no stop that cuts its detail, so its "
+        "captures show recognisable faces; use it only as a reference"
     )
 
 

@@ -397,3 +397,26 @@ def test_outputs_never_replace_inputs_and_existing_ones_need_overwrite(oracle, p
     with pytest.raises(AnonymizeError, match="--overwrite"):
         job.run(photos / "blank.png", out, progress=False)
     assert job.run(photos / "blank.png", out, progress=False, overwrite=True).done
+
+
+def test_a_warp_content_generator_is_refused_with_latent_before_anything_is_written(
+    stage2_run, photos, tmp_path
+):
+    from privlens.nets import Generator, MappingNetwork, StyleEncoder
+    from privlens.train import save_generator_bundle
+
+    folder = tmp_path / "warp_run"
+    folder.mkdir()
+    for name in ("lens.safetensors", "heatmap_net.safetensors"):
+        shutil.copy(stage2_run / name, folder / name)
+    save_generator_bundle(
+        folder / "generator.safetensors",
+        Generator(SIZE, base_width=8, max_width=32, content="warp", residual=True),
+        StyleEncoder(SIZE, num_domains=1, base_width=8, max_width=32),
+        MappingNetwork(16, 64, num_domains=1, hidden=32),
+        ["face"],
+    )
+    out = tmp_path / "out"
+    result = invoke(photos / "blank.png", "--run", folder, "--latent", "--out", out)
+    assert result.exit_code == 2 and "not --latent" in text(result)
+    assert not out.exists()

@@ -229,6 +229,11 @@ class AnonymizeJob:
         if reference is None and not latent:
             raise AnonymizeError("give --reference (an image or a folder of faces), or --latent with a GAN")
         self.bundle = load_generator(models.generator, self.device) if gan else None
+        if latent and self.bundle is not None and getattr(self.bundle.generator, "content", "") == "warp":
+            raise AnonymizeError(
+                f"{models.generator} paints from a warped reference face (content 'warp'): give "
+                "--reference, not --latent"
+            )
         known = model_sizes(models, self.bundle.image_size if self.bundle is not None else None)
         if size is not None and known is not None and size != known:
             raise AnonymizeError(f"the models were trained at {known} px; --size {size} does not fit them")
