@@ -148,9 +148,8 @@ class GanBackend:
         for target, slots in zip(landmarks.cpu(), plans, strict=True):
             resolve_far_slots(self.references, target, slots, captures.shape[-1])
         styles = torch.stack([self._style(slot) for slots in plans for slot in slots])
-        if (
-            getattr(self.bundle.generator, "content", "capture") == "warp"
-        ):  # G reads each slot's reference warped onto U's landmarks
+        reads_warps = getattr(self.bundle.generator, "content", "capture") == "warp"
+        if reads_warps:  # each slot's reference warped onto U's landmarks, never the capture
             content = self._warped(landmarks, plans, captures.shape[-1]).to(self.device)
         else:
             content = captures.repeat_interleave(count, dim=0)
