@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from privlens.data.images import ImageFileError
     from privlens.eval.generator import check_generator, render_check
     from privlens.eval.job import load_sources
+    from privlens.nets import reads_warps
     from privlens.train.checkpoint import load_heatmap_net
     from privlens.train.stage2_bundle import GeneratorBundleError, load_generator_bundle
 
@@ -89,16 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         net = load_heatmap_net(heatmap)
         sources, _, _, _ = load_sources(args.data, size, args.n)
         pairs = reference_landmarks = None
-        if args.reference_choice == "far" or bundle.generator.content == "warp":
+        if args.reference_choice == "far" or reads_warps(bundle.generator):
             # references with dlib landmarks: a warp-content G reads them warped; `far` chooses by them
-            from privlens.anonymize.references import load_references
+            from privlens.anonymize.references import load_references, stack_references
             from privlens.eval.generator import far_pairs
 
             chosen = load_references(args.references or args.data / "train", size).references
-            references = torch.stack([reference.image for reference in chosen])
-            reference_landmarks = torch.stack(
-                [torch.as_tensor(r.landmarks, dtype=torch.float32) for r in chosen]
-            )
+            references, reference_landmarks = stack_references(chosen)
             if args.reference_choice == "far":
                 torch.manual_seed(args.seed)
                 pairs = far_pairs(camera, net, sources, chosen)

@@ -52,6 +52,7 @@ from privlens.data.images import IMAGE_SUFFIXES, ImageFileError
 from privlens.data.large import LargeImageError, LargePhoto
 from privlens.data.photos import Photo, read_photo, write_photo
 from privlens.files import atomic_write_text
+from privlens.nets import reads_warps
 
 MANIFEST = "anonymize.json"
 VIDEO_OUT_SUFFIXES = (".mp4", ".avi")
@@ -229,7 +230,7 @@ class AnonymizeJob:
         if reference is None and not latent:
             raise AnonymizeError("give --reference (an image or a folder of faces), or --latent with a GAN")
         self.bundle = load_generator(models.generator, self.device) if gan else None
-        if latent and self.bundle is not None and getattr(self.bundle.generator, "content", "") == "warp":
+        if latent and self.bundle is not None and reads_warps(self.bundle.generator):
             raise AnonymizeError(
                 f"{models.generator} paints from a warped reference face (content 'warp'): give "
                 "--reference, not --latent"

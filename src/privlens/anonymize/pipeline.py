@@ -25,7 +25,7 @@ from privlens.anonymize.choice import resolve_far_slots
 from privlens.anonymize.references import Reference, Slot
 from privlens.anonymize.warp import warp_reference
 from privlens.faces.heatmaps import heatmap_to_image_coords
-from privlens.nets import HeatmapNet, soft_argmax
+from privlens.nets import HeatmapNet, reads_warps, soft_argmax
 from privlens.optics.camera import Camera
 
 NUM_LANDMARKS = 68
@@ -148,8 +148,7 @@ class GanBackend:
         for target, slots in zip(landmarks.cpu(), plans, strict=True):
             resolve_far_slots(self.references, target, slots, captures.shape[-1])
         styles = torch.stack([self._style(slot) for slots in plans for slot in slots])
-        reads_warps = getattr(self.bundle.generator, "content", "capture") == "warp"
-        if reads_warps:  # each slot's reference warped onto U's landmarks, never the capture
+        if reads_warps(self.bundle.generator):  # each slot's reference warped onto U's landmarks
             content = self._warped(landmarks, plans, captures.shape[-1]).to(self.device)
         else:
             content = captures.repeat_interleave(count, dim=0)

@@ -39,6 +39,13 @@ class Reference:
     folder: str
 
 
+def stack_references(references: list[Reference]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images [R, 3, S, S], landmarks [R, 68, 2] float32 pixels)`` of a list of references."""
+    images = torch.stack([reference.image for reference in references])
+    points = torch.stack([torch.as_tensor(r.landmarks, dtype=torch.float32) for r in references])
+    return images, points
+
+
 @dataclass
 class ReferenceSet:
     references: list[Reference] = field(default_factory=list)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from privlens.eval.heatmap import inter_ocular_nme
+from privlens.nets import reads_warps
 
 SAME_PERSON = 0.6  # dlib's usual threshold on its identity distance
 TARGETS = {"detected": 0.8, "identity": 0.95, "geometry": 0.7, "reference_l1": 0.05}
@@ -127,7 +128,7 @@ def generate_pairs(
 
     device = next(bundle.generator.parameters()).device
     n, r = len(sources), len(references)
-    warp_content = getattr(bundle.generator, "content", "capture") == "warp"
+    warp_content = reads_warps(bundle.generator)
     if warp_content and reference_landmarks is None:
         raise ValueError("a content='warp' generator needs the references' landmarks")
     if pairs is None:

@@ -2,7 +2,7 @@
 
 from privlens.nets.heatmap import CoordConv, HeatmapNet, Hourglass, ResidualBlock, add_coords
 from privlens.nets.softargmax import soft_argmax
-from privlens.nets.stargan import Discriminator, Generator, MappingNetwork, StyleEncoder
+from privlens.nets.stargan import Discriminator, Generator, MappingNetwork, StyleEncoder, reads_warps
 
 __all__ = [
     "CoordConv",
@@ -14,5 +14,6 @@ __all__ = [
     "ResidualBlock",
     "StyleEncoder",
     "add_coords",
+    "reads_warps",
     "soft_argmax",
 ]

@@ -46,6 +46,12 @@ LATENT_DIM = 16
 GENERATOR_CONTENTS = ("capture", "warp")  # what G's encoder reads, see Generator
 
 
+def reads_warps(generator: nn.Module) -> bool:
+    """Whether ``generator`` encodes warped references (``content="warp"``) rather than the
+    capture; a stand-in module without the attribute reads the capture."""
+    return getattr(generator, "content", "capture") == "warp"
+
+
 def default_base_width(image_size: int) -> int:
     """StarGAN v2's first-layer width for an image side: ``2**14 // image_size`` (64 at 256 px)."""
     return max(2**14 // image_size, 1)

@@ -44,7 +44,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from privlens.files import atomic_path, atomic_write_text
-from privlens.nets import Discriminator, Generator, HeatmapNet, MappingNetwork, StyleEncoder
+from privlens.nets import Discriminator, Generator, HeatmapNet, MappingNetwork, StyleEncoder, reads_warps
 from privlens.optics.camera import Camera
 from privlens.train import losses_stage2 as L
 from privlens.train import tblog
@@ -371,7 +371,7 @@ def train_iteration(
     capture, heat = frozen_views(parts, source)
     capture = _fmt(parts, capture)
     # what G reads: the capture (the paper) or the reference warped onto U's landmarks (Generator)
-    warped = heatmap_warp_targets(batch, heat) if parts.generator.content == "warp" else None
+    warped = heatmap_warp_targets(batch, heat) if reads_warps(parts.generator) else None
     content = capture if warped is None else _fmt(parts, warped)
     num_landmarks = parts.heatmap_net.num_landmarks
     generator_rng = torch.Generator(device="cpu").manual_seed(mix_seed(config.train.seed, step, rank, 0x1A7E))

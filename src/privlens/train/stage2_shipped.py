@@ -138,10 +138,11 @@ def _prepare_note(data: Path) -> str:
 def evaluate_into_provenance(target: Path, data: Path, lens: Path, heatmap: Path) -> dict[str, Any]:
     """Compute the four figures (dlib) on ``data/val`` and add them to the provenance JSON, with
     the warp backend's on the same faces (``warp_baseline``, the bar a generator has to clear)."""
-    from privlens.anonymize.references import load_references
+    from privlens.anonymize.references import load_references, stack_references
     from privlens.eval.generator import check_generator, check_warp_backend
     from privlens.eval.job import load_sources
     from privlens.models import read_provenance, write_provenance
+    from privlens.nets import reads_warps
     from privlens.optics.presets import make_camera
     from privlens.train.checkpoint import load_heatmap_net
     from privlens.train.stage2_bundle import load_generator_bundle
@@ -150,9 +151,8 @@ def evaluate_into_provenance(target: Path, data: Path, lens: Path, heatmap: Path
     sources, _, _, _ = load_sources(data, bundle.image_size, None)
     camera, net = make_camera(str(lens), bundle.image_size), load_heatmap_net(heatmap)
     with_landmarks = load_references(Path(data) / "train", bundle.image_size).references
-    if bundle.generator.content == "warp":  # it reads the references warped: they need landmarks
-        references = torch.stack([reference.image for reference in with_landmarks])
-        points = torch.stack([torch.as_tensor(r.landmarks, dtype=torch.float32) for r in with_landmarks])
+    if reads_warps(bundle.generator):  # it reads the references warped: they need landmarks
+        references, points = stack_references(with_landmarks)
         check = check_generator(bundle, camera, net, sources, references, reference_landmarks=points)
     else:
         references, _, _, _ = load_sources(Path(data) / "train", bundle.image_size, None)
