@@ -155,8 +155,11 @@ def capture(
     ),
     convolution: ConvolutionChoice = typer.Option(ConvolutionChoice.linear, help="Border model."),
     sensor_noise: bool = typer.Option(
-        False, help="Store captures as the physical sensor does: shot and read noise, ADC rounding."
+        True,
+        help="Store captures as the physical sensor does: shot and read noise, ADC rounding, at the "
+        "lens file's light (as `privlens anonymize` does); --no-sensor-noise: the noise-free optical image.",
     ),
+    seed: int = typer.Option(0, help="Seed of the sensor noise: the same seed gives the same captures."),
     full_scale_e: float | None = typer.Option(
         None, help="With --sensor-noise: photo-electrons at full scale per sensor pixel (default 4000)."
     ),
@@ -183,11 +186,14 @@ def capture(
     warning = identifiable_warning(lens, camera)
     if warning:
         warn(warning)
+    if seed < 0:
+        fail(f"--seed must be >= 0, got {seed}")
     report = capture_files(
         source,
         camera,
         out,
         overwrite=overwrite,
+        seed=seed,
         track=lambda items, total: progress(items, total, "capturing"),
     )
     if source.is_file() and report.skipped:  # the one input given is unreadable: a user error

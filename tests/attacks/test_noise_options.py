@@ -23,7 +23,7 @@ def test_capture_sensor_noise_is_physical_and_noise_sigma_is_refused(tmp_path):
     source.mkdir()
     Image.fromarray(np.full((32, 32, 3), 100, dtype=np.uint8)).save(source / "grey.png")
     quiet = invoke("capture", source, "--out", tmp_path / "q", "--lens", "defocus", "--size", "32",
-                   "--convolution", "circular")  # fmt: skip
+                   "--convolution", "circular", "--no-sensor-noise")  # fmt: skip
     noisy = invoke("capture", source, "--out", tmp_path / "n", "--lens", "defocus", "--size", "32",
                    "--convolution", "circular", "--sensor-noise", "--full-scale-e", "5")  # fmt: skip
     assert quiet.exit_code == 0 and noisy.exit_code == 0, noisy.output
@@ -45,3 +45,23 @@ def test_attack_refuses_the_old_noise_options(tmp_path):
         result = invoke("attack", "--out", tmp_path / "a", "--size", "32", *option)
         assert one_error_line(result), (option, result.output)
     assert not (tmp_path / "a").exists()
+
+
+def test_capture_stores_the_sensor_readout_by_default_and_its_seed_repeats_it(tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.fromarray(np.full((32, 32, 3), 100, dtype=np.uint8)).save(source / "grey.png")
+
+    def grain(name, *options):
+        result = invoke("capture", source, "--out", tmp_path / name, "--lens", "defocus", "--size", "32",
+                        "--convolution", "circular", "--full-scale-e", "5", *options)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return np.asarray(Image.open(tmp_path / name / "grey.png"), dtype=float)
+
+    default, again, other = grain("a"), grain("b", "--seed", "0"), grain("c", "--seed", "1")
+    assert 0.032 * 255 < default.std() < 0.038 * 255  # noisy without asking (320 e- at full scale)
+    assert np.array_equal(default, again)  # seeded: the same files every run
+    assert not np.array_equal(default, other)
+    refused = invoke("capture", source, "--out", tmp_path / "x", "--seed", "-1")
+    assert one_error_line(refused, "--seed")
+    assert not (tmp_path / "x").exists()

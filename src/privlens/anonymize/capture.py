@@ -35,6 +35,7 @@ def capture_files(
     batch_size: int = 8,
     overwrite: bool = False,
     track: Callable[[Iterable, int], Iterable] | None = None,
+    seed: int | None = None,
 ) -> CaptureReport:
     """Capture every image of ``source`` (a file or a folder) and write PNG captures to ``out_dir``.
 
@@ -43,6 +44,9 @@ def capture_files(
     folder equal to or inside ``source``, two inputs sharing an output name and (unless
     ``overwrite``) existing outputs are refused before anything is written
     (:mod:`privlens.outputs`). ``track(items, total)`` may wrap the loop (a progress bar).
+    With ``camera.config.sensor_noise`` each capture is stored as the sensor model reads it out
+    (:meth:`privlens.optics.camera.Camera.readout`), drawn from ``seed`` when given (the same seed
+    and inputs give the same files), from torch's global generator otherwise.
     """
     source = Path(source)
     out_dir = Path(out_dir)
@@ -52,6 +56,9 @@ def capture_files(
     report = CaptureReport()
     camera = camera.eval()
     psf = camera.psf()
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=psf.device).manual_seed(seed)
     batch: list[tuple[Path, torch.Tensor]] = []
 
     def flush() -> None:
@@ -59,8 +66,8 @@ def capture_files(
             return
         images = torch.stack([image for _, image in batch]).to(psf.device)
         captures = camera.image(images, psf)
-        if camera.config.sensor_noise:  # the physical sensor model (`privlens capture --sensor-noise`)
-            captures = camera.readout(captures)
+        if camera.config.sensor_noise:  # the physical sensor model (`privlens capture`'s default)
+            captures = camera.readout(captures, generator=generator)
         for (path, _), capture in zip(batch, captures, strict=True):
             report.written.append(save_image(capture, plan[path]))
         batch.clear()
