@@ -554,3 +554,27 @@ def Stage2FacesItems(config: Stage2Config):  # noqa: N802
     from privlens.train.stage2_data import Stage2Faces
 
     return Stage2Faces(config.data.root, config.data.image_size, augment=False).faces
+
+
+def test_stage1_sensor_noise_sets_whether_the_frozen_camera_stores_noisy_captures(
+    faces_two_domains, heatmap_file
+):
+    """null keeps the lens's own flag (a preset: off); true gives the sensor's readout, as
+    `privlens anonymize` captures; false the noise-free optical image even for a noisy lens."""
+    grey = torch.full((2, 3, 32, 32), 0.4)
+
+    def captures(*overrides):
+        config = small_config(faces_two_domains, heatmap_file, *overrides)
+        camera, *_ = stage2.build_frozen(config)
+        parts = stage2.Stage2Parts(camera, None, None, None, None, None, ema={})
+        first, second = stage2.capture_of(parts, grey), stage2.capture_of(parts, grey)
+        return camera.config.sensor_noise, float((first - second).std())
+
+    follows, clean = captures()
+    noisy_flag, noisy = captures("stage1.sensor_noise=true")
+    off_flag, off = captures("stage1.sensor_noise=false", "stage1.lens=defocus")
+    assert (follows, noisy_flag, off_flag) == (False, True, False)
+    assert clean == 0.0 and off == 0.0  # the optical image: the same capture every time
+    # shot noise at 4000 e- per sensor pixel, 8 x 8 per 32-px capture pixel: std sqrt(0.4 / 256000)
+    # = 0.00125 per draw, 0.00177 between two draws (10-bit steps of 0.001 add a little)
+    assert 0.0015 < noisy < 0.0022

@@ -150,8 +150,9 @@ def build_frozen(config: Stage2Config) -> tuple[Camera, HeatmapNet, str, Path]:
 
     lens, net_path = resolve_stage1(config)
     size = config.data.image_size
+    noise = config.stage1.sensor_noise
     try:
-        camera = make_camera(lens, size)
+        camera = make_camera(lens, size, **({} if noise is None else {"sensor_noise": bool(noise)}))
     except ValueError as error:
         raise ConfigError(f"stage1.lens: {error}") from error
     try:

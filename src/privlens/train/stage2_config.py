@@ -36,6 +36,10 @@ class Stage1Files:
     run: str | None = None  # a Stage I run folder (--stage1): lens.safetensors + heatmap_net.safetensors
     lens: str | None = None  # a lens file or a preset (open, defocus, prototype); overrides run/
     heatmap_net: str | None = None  # a heatmap_net.safetensors; overrides run/
+    # captures stored as the sensor reads them out (shot + read noise at the lens file's light,
+    # quantised), as `privlens anonymize` makes them; false: the noise-free optical image;
+    # null: the lens file's own flag (on in Stage I's lens files, off in `privlens lens create`'s)
+    sensor_noise: bool | None = None
 
 
 @dataclass
