@@ -86,6 +86,25 @@ def test_lens_row_and_rendering():
         render_heatmap_report(report, "csv")
 
 
+def test_the_sensor_row_reads_seeded_noisy_captures():
+    """'lens+sensor' is U on the sensor's readout: at 2 e- per sensor pixel it differs from the
+    noise-free row, the same seeds give the same figure and other seeds another."""
+    from privlens.optics.presets import make_camera
+
+    torch.manual_seed(0)
+    net, truth = HeatmapNet(width=8, depth=1).eval(), _faces(4)
+    images = torch.rand(4, 3, 64, 64)
+    camera = make_camera("defocus", 64, full_scale_e=2.0)
+
+    def row(seeds):
+        report = evaluate_heatmap(net, images, truth, None, camera, noise_seeds=seeds)
+        assert [r.condition for r in report.rows] == ["clean", "lens", "lens+sensor"]
+        return report.rows[1].nme_u, report.rows[2].nme_u
+
+    (optical, noisy), (_, again), (_, other) = row([0, 1]), row([0, 1]), row([5, 6])
+    assert noisy == again and noisy != other and abs(noisy - optical) > 1e-4
+
+
 @pytest.fixture
 def prepared(tmp_path):
     """A prepared-folder layout written by hand: 6 val faces (32 px PNGs), landmarks.csv."""
@@ -114,8 +133,13 @@ def test_eval_heatmap_command(prepared, tmp_path):
     result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "resized to U's 64 px" in result.output and "| lens | 6 |" in result.output
+    assert "| lens+sensor | 6 |" in result.output and "seeds 0..2" in result.output
     data = json.loads(out.read_text())
-    assert [r["n"] for r in data["rows"]] == [6, 6]
+    assert [r["n"] for r in data["rows"]] == [6, 6, 6]
+    quiet = CliRunner().invoke(app, [*args, "--no-sensor-noise"])
+    assert quiet.exit_code == 0 and "lens+sensor" not in quiet.output
+    refused = CliRunner().invoke(app, [*args, "--draws", "0"])
+    assert refused.exit_code == 2 and "--draws" in refused.output
     assert data["rows"][0]["nme_train_mean"] is not None
     bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r.txt")])
     assert bad.exit_code == 2 and "--out must end in" in bad.output

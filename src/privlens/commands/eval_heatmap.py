@@ -38,6 +38,13 @@ def heatmap(
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Also write the report: .md or .json."),
     batch_size: int = typer.Option(32, help="Faces per forward pass."),
+    sensor_noise: bool = typer.Option(
+        True,
+        help="With --lens, also the row 'lens+sensor': captures as the sensor stores them (shot and read "
+        "noise at the lens file's light, quantised), as `privlens anonymize` makes them.",
+    ),
+    draws: int = typer.Option(3, help="Sensor-noise draws averaged in the 'lens+sensor' row."),
+    seed: int = typer.Option(0, help="Seed of the first draw (draws use SEED, SEED + 1, ...)."),
 ) -> None:
     """Inter-ocular NME of U (68 points, vs dlib on the clean faces) next to the mean shape of U's
     training set and the evaluated faces' own mean shape, clean and through --lens, with N."""
@@ -59,6 +66,8 @@ def heatmap(
         fail(f"--split must be val, train or all, got {split!r}")
     if batch_size < 1:
         fail(f"--batch-size must be positive, got {batch_size}")
+    if draws < 1 or seed < 0:
+        fail(f"--draws must be >= 1 and --seed >= 0, got {draws} and {seed}")
     path = _heatmap_path(heatmap)
     model = load_heatmap_model(path)
     notes = []
@@ -93,11 +102,18 @@ def heatmap(
             fail(f"--lens: {error}")
     if model.mean_shape is None:
         notes.append("U's file has no training mean shape (trained before privlens recorded it): n/a")
-    report = evaluate_heatmap(model.net, images, landmarks, model.mean_shape, camera, batch_size)
+    seeds = range(seed, seed + draws) if (camera is not None and sensor_noise) else ()
+    report = evaluate_heatmap(model.net, images, landmarks, model.mean_shape, camera, batch_size, seeds)
     report.notes.extend(notes)
     report.sources.update({"U": str(path), "faces": f"{data} ({split})"})
     if lens is not None:
-        report.sources["lens"] = f"{lens} (noise-free capture)"
+        report.sources["lens"] = f"{lens} (row 'lens': the noise-free optical image)"
+        if seeds:
+            sensor = camera.config
+            report.sources["sensor"] = (
+                f"row 'lens+sensor': {sensor.full_scale_e:g} e- at full scale per sensor pixel, read noise "
+                f"{sensor.read_noise_e:g} e-, {sensor.bit_depth} bits; seeds {seed}..{seed + draws - 1}"
+            )
     say(render_heatmap_report(report, "md").rstrip())
     if out is not None:
         atomic_write_text(out, render_heatmap_report(report, fmt))

@@ -1,7 +1,8 @@
 """How well U finds landmarks: inter-ocular NME against two mean-shape baselines.
 
 Pure metrics (no files, no training): given U, aligned faces at U's size and their dlib landmarks,
-:func:`evaluate_heatmap` reports, on clean faces and (optionally) through a lens,
+:func:`evaluate_heatmap` reports, on clean faces and (optionally) through a lens (noise-free, and
+as the sensor stores the captures),
 
 * ``nme_u``: U's landmarks (soft-argmax of its 68 landmark channels) against dlib's on the clean
   image;
@@ -18,6 +19,7 @@ eye corners, dlib points 36 and 45), per face, then averaged over the N faces.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -107,37 +109,49 @@ def evaluate_heatmap(
     train_mean_shape: np.ndarray | None = None,
     camera: torch.nn.Module | None = None,
     batch_size: int = 32,
+    noise_seeds: Sequence[int] = (),
 ) -> HeatmapReport:
     """U's NME next to the two mean-shape baselines on ``[N, 3, S, S]`` aligned faces with their
     dlib ``landmarks`` ``[N, 68, 2]`` (pixels at S); a ``camera`` adds the row through the lens
-    (noise-free capture; the truth stays dlib's landmarks on the clean image)."""
+    (``lens``: the noise-free optical image; the truth stays dlib's landmarks on the clean image)
+    and, with ``noise_seeds``, the row ``lens+sensor``: the captures as the sensor stores them
+    (:meth:`privlens.optics.camera.Camera.readout`, shot and read noise at the camera's light,
+    quantised), one draw per seed, U's NME averaged over the draws (``n`` stays the faces)."""
     truth = np.asarray(torch.as_tensor(landmarks).cpu(), np.float64)
     if images.dim() != 4 or len(images) != len(truth) or len(images) == 0:
         raise ValueError(f"need N >= 1 images [N, 3, S, S] and N landmark sets, got {tuple(images.shape)}")
     own = inter_ocular_nme(truth.mean(axis=0), truth).mean()
     train = None if train_mean_shape is None else float(inter_ocular_nme(train_mean_shape, truth).mean())
-    conditions = [("clean", images)]
+    conditions = [("clean", [images])]
     if camera is not None:
         device = next(iter(camera.parameters()), torch.zeros(())).device
         with torch.no_grad():
-            captures = torch.cat(
+            psf = camera.psf()
+            response = torch.cat(
                 [
-                    camera(images[i : i + batch_size].to(device))[0].cpu()
+                    camera.image(images[i : i + batch_size].to(device), psf).cpu()
                     for i in range(0, len(images), batch_size)
                 ]
             )
-        conditions.append(("lens", captures.clamp(0, 1)))
+            conditions.append(("lens", [response.clamp(0, 1)]))
+            if noise_seeds:
+                draws = [
+                    camera.readout(response, generator=torch.Generator().manual_seed(int(seed)))
+                    for seed in noise_seeds
+                ]
+                conditions.append(("lens+sensor", draws))
     rows = []
-    for name, inputs in conditions:
-        predicted = predict_landmarks(net, inputs, batch_size)
+    scale = max(spread(truth), 1e-9)
+    for name, draws in conditions:
+        predicted = [predict_landmarks(net, inputs, batch_size) for inputs in draws]
         rows.append(
             HeatmapRow(
                 condition=name,
                 n=len(truth),
-                nme_u=float(inter_ocular_nme(predicted, truth).mean()),
+                nme_u=float(np.mean([inter_ocular_nme(points, truth).mean() for points in predicted])),
                 nme_train_mean=train,
                 nme_own_mean=float(own),
-                spread_ratio=spread(predicted) / max(spread(truth), 1e-9),
+                spread_ratio=float(np.mean([spread(points) for points in predicted])) / scale,
             )
         )
     return HeatmapReport(int(images.shape[-1]), rows)
