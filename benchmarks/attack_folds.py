@@ -30,8 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from privlens.attacks.folds import deal_folds, pool_fold_rows, render_pooled
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+from privlens.data.images import ImageFileError, list_images
 
 
 def prepare_fold(root: Path, fold: list[str], everyone: dict[str, Path]) -> tuple[Path, Path]:
@@ -55,7 +54,7 @@ def run_fold(root: Path, lens: str, count: int, extra: list[str], seed: int) -> 
     result = root / "attack" / "attacks.json"
     asked = {"lens": lens, "seed": seed, "arguments": extra}
     recorded = root / "arguments.json"
-    if result.is_file() and json.loads(recorded.read_text()) != asked:
+    if result.is_file() and (not recorded.is_file() or json.loads(recorded.read_text()) != asked):
         raise SystemExit(f"{root} holds an attack run with other arguments; choose another --out")
     if not result.is_file():
         recorded.write_text(json.dumps(asked))
@@ -85,14 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="folds attacked at once")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    everyone = {
-        path.name: path
-        for split in ("train", "val")
-        for path in sorted((args.data / split).glob("*"))
-        if path.suffix.lower() in IMAGE_SUFFIXES
-    }
-    if not everyone:
-        raise SystemExit(f"{args.data}: no face images in train/ or val/")
+    try:
+        everyone = {path.name: path for split in ("train", "val") for path in list_images(args.data / split)}
+    except ImageFileError as error:
+        raise SystemExit(f"--data {args.data}: {error}") from error
     folds = deal_folds(list(everyone), args.folds, args.seed)
     roots = [args.out / "folds" / str(k) for k in range(len(folds))]
     for root, fold in zip(roots, folds, strict=True):

@@ -152,7 +152,7 @@ def build_frozen(config: Stage2Config) -> tuple[Camera, HeatmapNet, str, Path]:
     size = config.data.image_size
     noise = config.stage1.sensor_noise
     try:
-        camera = make_camera(lens, size, **({} if noise is None else {"sensor_noise": bool(noise)}))
+        camera = make_camera(lens, size, **({} if noise is None else {"sensor_noise": noise}))
     except ValueError as error:
         raise ConfigError(f"stage1.lens: {error}") from error
     try:
