@@ -17,19 +17,23 @@ thresholds come from its own attacker; the pooled table sums the folds' counts
 (:mod:`privlens.attacks.folds`: hits / faces, a Clopper-Pearson 95 % interval over all N).
 Arguments after ``--`` go to every `privlens attack` call unchanged (e.g. ``--only``,
 ``--full-scale-e``). Folds whose output already holds ``attacks.json`` are reused, so an
-interrupted run resumes. Writes ``OUT/folds.md`` and ``OUT/folds.json``.
+interrupted run resumes. Writes ``OUT/folds.md`` and ``OUT/folds.json``; when every fold wrote
+its per-face results (``faces.csv``), also ``OUT/faces.csv`` (every fold's, with a ``fold``
+column) and, in ``folds.md``, the faces that *any* of the attacks run identifies
+(:func:`privlens.attacks.folds.union_over_attacks`).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from privlens.attacks.folds import deal_folds, pool_fold_rows, render_pooled
+from privlens.attacks.folds import deal_folds, pool_fold_rows, render_pooled, render_union, union_over_attacks
 from privlens.data.images import ImageFileError, list_images
 
 
@@ -66,6 +70,19 @@ def run_fold(root: Path, lens: str, count: int, extra: list[str], seed: int) -> 
         with open(root / "attack.log", "w") as log:
             subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
     return json.loads(result.read_text())["rows"]
+
+
+def fold_face_rows(roots: list[Path]) -> list[dict] | None:
+    """Every fold's ``faces.csv`` rows with their ``fold``, or None if a fold has none (a run
+    made before `privlens attack` wrote per-face results)."""
+    rows = []
+    for k, root in enumerate(roots):
+        path = root / "attack" / "faces.csv"
+        if not path.is_file():
+            return None
+        with open(path, newline="") as handle:
+            rows.extend({"fold": k, **row} for row in csv.DictReader(handle))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +122,14 @@ def main(argv: list[str] | None = None) -> int:
                     "per_fold": fold_rows}, indent=1)
     )  # fmt: skip
     text = render_pooled(pooled, folds, args.seed, " ".join(extra))
+    faces = fold_face_rows(roots)
+    if faces:
+        with open(args.out / "faces.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(faces[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(faces)
+        attacks = list(dict.fromkeys(row["attack"] for row in faces))
+        text += "\n" + render_union(union_over_attacks(faces, attacks))
     (args.out / "folds.md").write_text(text)
     print(text)
     return 0

@@ -1,5 +1,6 @@
 """The privlens command end to end on tiny inputs (CPU, seconds)."""
 
+import csv
 import json
 
 import numpy as np
@@ -188,6 +189,11 @@ def test_attack_command_on_a_folder(tmp_path):
     assert payload["protocol"]["evaluation_faces"] == 4 and payload["protocol"]["attacker_faces"] == 6
     assert (out / "attacks.md").is_file() and (out / "attacks.csv").is_file()
     assert (out / "attack_defocus.png").is_file()
+    with open(out / "faces.csv", newline="") as handle:
+        per_face = list(csv.DictReader(handle))
+    evaluated = sorted(p.name for p in folder.glob("*.png") if p.name != "corrupt.png")
+    assert [r["face"] for r in per_face if r["attack"] == "none"] == evaluated
+    assert {r["attack"] for r in per_face} == attacks
     bad = invoke("attack", "--out", out, "--size", "30")
     assert bad.exit_code == 2 and "divisible by 8" in bad.output
     too_few = invoke("attack", "--data", folder, "--out", out, "--size", "32", "--evaluation-count", "4")

@@ -4,7 +4,14 @@ from math import comb
 
 import pytest
 
-from privlens.attacks.folds import clopper_pearson, deal_folds, pool_fold_rows, render_pooled
+from privlens.attacks.folds import (
+    clopper_pearson,
+    deal_folds,
+    pool_fold_rows,
+    render_pooled,
+    render_union,
+    union_over_attacks,
+)
 
 
 def test_folds_are_disjoint_cover_every_face_and_do_not_depend_on_the_input_order():
@@ -73,3 +80,32 @@ def test_pooling_sums_the_folds_counts_not_their_rates():
     assert pooled["none"]["rank1_hits"] == 1
     table = render_pooled(list(pooled.values()), [["a"] * 19, ["b"] * 18], 0, "--only hybrid")
     assert "3/37 = 0.081" in table and "sizes 19, 18" in table and "--only hybrid" in table
+
+
+def _face(fold, face, attack, hit, reid):
+    return {"fold": fold, "face": face, "attack": attack, "rank1_hit": hit, "reidentified": reid}
+
+
+def test_union_counts_a_face_once_when_any_attack_identifies_it():
+    nan = float("nan")
+    rows = [
+        # fold 0: three faces with a dlib face (gallery 3), one without
+        _face(0, "a", "tik", 1.0, 0.0), _face(0, "a", "inv", 1.0, 1.0),  # both: counted once
+        _face(0, "b", "tik", 0.0, 0.0), _face(0, "b", "inv", 1.0, 0.0),  # one attack suffices
+        _face(0, "c", "tik", 0.0, 0.0), _face(0, "c", "inv", 0.0, 0.0),
+        _face(0, "d", "tik", nan, nan), _face(0, "d", "inv", nan, nan),  # not measured
+        # fold 1: gallery 2
+        _face(1, "e", "tik", 0.0, 1.0), _face(1, "e", "inv", 0.0, 0.0),
+        _face(1, "f", "tik", 0.0, 0.0), _face(1, "f", "inv", 0.0, 0.0),
+        _face(1, "f", "none", 1.0, 1.0),  # an attack outside the union is ignored
+    ]  # fmt: skip
+    union = union_over_attacks(rows, ["tik", "inv"])
+    assert (union["faces"], union["rank1_hits"], union["reidentified_hits"]) == (5, 2, 2)
+    assert union["rank1_ci"] == clopper_pearson(2, 5)
+    assert union["chance_low"] == pytest.approx((3 * (1 / 3) + 2 * (1 / 2)) / 5)
+    assert union["chance_high"] == pytest.approx((3 * (2 / 3) + 2 * 1.0) / 5)  # k / n, at most 1
+    one = union_over_attacks(rows, ["tik"])
+    assert one["rank1_hits"] == 1 and one["chance_high"] == one["chance_low"] == union["chance_low"]
+    assert "2/5 = 0.400" in render_union(union)
+    with pytest.raises(ValueError, match="no per-face result of none"):
+        union_over_attacks(rows, ["tik", "none"])

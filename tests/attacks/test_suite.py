@@ -68,6 +68,13 @@ def test_open_lens_is_identified_and_every_figure_states_its_n(faces):
         assert result.scores[attack]["rank1"] == 1.0, attack
         assert result.scores[attack]["reidentified"] == 1.0, attack
     assert strongest(result.scores) in result.scores
+    for attack, values in result.per_image.items():
+        # the per-face hits are the faces behind the table's rank-1 (NaN where dlib saw no face)
+        hits = values["rank1_hit"]
+        measured = ~torch.isnan(hits)
+        assert int(measured.sum()) == result.scores[attack]["faces"], attack
+        assert float(hits[measured].mean()) == pytest.approx(result.scores[attack]["rank1"]), attack
+        assert torch.equal(measured, ~torch.isnan(values["identity_distance"])), attack
 
 
 def test_attacker_and_evaluated_faces_must_be_disjoint(faces):
@@ -262,3 +269,35 @@ def test_result_rows_label_network_steps_and_carry_the_attackers_own_psnr():
     assert rows["tikhonov+inversion"]["choice"] == "steps=500"
     assert rows["rl+inversion"]["attacker_psnr"] == 20.2 and rows["richardson-lucy"]["attacker_psnr"] == 17.5
     assert rows["none"]["attacker_psnr"] != rows["none"]["attacker_psnr"]  # NaN: nothing chosen
+
+
+def test_face_rows_name_each_evaluated_face_and_mark_hits_and_reidentifications():
+    from privlens.attacks.job import face_rows
+    from privlens.attacks.suite import LensAttackResult
+
+    nan = float("nan")
+    per_image = {
+        "none": {
+            "psnr": torch.tensor([20.0, 21.0, 22.0]),
+            "ssim": torch.tensor([0.5, 0.6, 0.7]),
+            "identity_distance": torch.tensor([0.55, 0.61, nan], dtype=torch.float64),
+            "rank1_hit": torch.tensor([1.0, 0.0, nan], dtype=torch.float64),
+        },
+        "wiener": {"psnr": torch.tensor([1.0, 2.0, 3.0]), "ssim": torch.tensor([0.1, 0.2, 0.3])},
+    }
+    result = LensAttackResult("stop", {}, {}, {}, per_image)
+    rows = face_rows(result, ["a.png", "b/c.png", "d.png"])
+    assert [(r["attack"], r["face"]) for r in rows] == [
+        ("none", "a.png"),
+        ("none", "b/c.png"),
+        ("none", "d.png"),
+        ("wiener", "a.png"),
+        ("wiener", "b/c.png"),
+        ("wiener", "d.png"),
+    ]
+    assert [r["reidentified"] for r in rows[:2]] == [1.0, 0.0]  # 0.55 < 0.6 <= 0.61
+    assert [r["rank1_hit"] for r in rows[:2]] == [1.0, 0.0] and rows[0]["psnr"] == 20.0
+    unmeasured = [rows[2]["reidentified"], rows[2]["rank1_hit"], rows[3]["identity_distance"]]
+    assert all(value != value for value in unmeasured)  # NaN: no dlib face / no identity backend
+    with pytest.raises(ValueError, match="2 face names for 3"):
+        face_rows(result, ["a.png", "b.png"])

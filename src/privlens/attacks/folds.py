@@ -9,6 +9,11 @@ Pooling sums counts, never averages rates: each fold's rank-1 hits (against its 
 chance 1 / its faces), re-identified faces (distance < 0.6) and accepts at the fold's own
 TAR@FAR thresholds, over the faces each was measured on, with an exact (Clopper-Pearson) 95 %
 interval over all N faces.
+
+With the per-face results of every fold (``faces.csv``), :func:`union_over_attacks` also counts
+the faces that *any* of the attacks identifies: the attacker's several guesses per face, the
+pessimistic reading of "the strongest attack" (its chance lies between 1 / n and k / n for k
+attacks and a gallery of n).
 """
 
 from __future__ import annotations
@@ -125,3 +130,62 @@ def render_pooled(pooled: Sequence[dict], folds: Sequence[Sequence[str]], seed: 
             f"[{i_lo:.3f}, {i_hi:.3f}] | {row['identity_distance']:.3f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def union_over_attacks(face_rows: Sequence[dict], attacks: Sequence[str]) -> dict:
+    """Faces identified (rank-1) or re-identified (distance < 0.6) by at least one of ``attacks``.
+
+    ``face_rows``: per-face rows of every fold (``fold``, ``face``, ``attack``, ``rank1_hit``,
+    ``reidentified``; ``faces.csv`` of `privlens attack` plus the fold), each face evaluated in one
+    fold against that fold's gallery of its ``n`` faces with a dlib face. A face counts where
+    every one of ``attacks`` measured it. Chance: with one attack 1 / n; with k attacks between
+    1 / n (every attack guesses the same identity) and min(1, k / n) (all different), averaged
+    over the faces. Returns counts, rates and exact 95 % intervals.
+    """
+    attacks = list(dict.fromkeys(attacks))
+    if not attacks:
+        raise ValueError("no attacks to take the union of")
+    by_face: dict[tuple[str, str], dict[str, dict]] = {}
+    for row in face_rows:
+        if row["attack"] in attacks:
+            by_face.setdefault((str(row["fold"]), row["face"]), {})[row["attack"]] = row
+    gallery: dict[str, int] = {}
+    identified, reidentified = [], []
+    for (fold, _), rows in sorted(by_face.items()):
+        if set(rows) != set(attacks):
+            missing = ", ".join(sorted(set(attacks) - set(rows)))
+            raise ValueError(f"fold {fold} has no per-face result of {missing}")
+        hits = [float(r["rank1_hit"]) for r in rows.values()]
+        if any(np.isnan(hits)):
+            continue  # no dlib face in the original: not measured by any attack
+        gallery[fold] = gallery.get(fold, 0) + 1
+        identified.append((fold, any(hit > 0.5 for hit in hits)))
+        reidentified.append(any(float(r["reidentified"]) > 0.5 for r in rows.values()))
+    n, k = len(identified), len(attacks)
+    hits = sum(hit for _, hit in identified)
+    again = sum(reidentified)
+    sizes = np.array([gallery[fold] for fold, _ in identified], dtype=np.float64)
+    return {
+        "attacks": attacks,
+        "faces": n,
+        "rank1_hits": hits,
+        "rank1": hits / n if n else float("nan"),
+        "rank1_ci": clopper_pearson(hits, n),
+        "chance_low": float(np.mean(1 / sizes)) if n else float("nan"),
+        "chance_high": float(np.mean(np.minimum(1.0, k / sizes))) if n else float("nan"),
+        "reidentified_hits": again,
+        "reidentified": again / n if n else float("nan"),
+        "reid_ci": clopper_pearson(again, n),
+    }
+
+
+def render_union(union: dict) -> str:
+    """One Markdown line for :func:`union_over_attacks`."""
+    (r_lo, r_hi), (i_lo, i_hi) = union["rank1_ci"], union["reid_ci"]
+    return (
+        f"Any of {len(union['attacks'])} attacks ({', '.join(union['attacks'])}), N = {union['faces']}: "
+        f"rank-1 {union['rank1_hits']}/{union['faces']} = {union['rank1']:.3f} [{r_lo:.3f}, {r_hi:.3f}] "
+        f"(chance {union['chance_low']:.3f} to {union['chance_high']:.3f}); re-identified "
+        f"{union['reidentified_hits']}/{union['faces']} = {union['reidentified']:.3f} "
+        f"[{i_lo:.3f}, {i_hi:.3f}]\n"
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from privlens.attacks.suite import (
     attack_lens,
 )
 from privlens.data.images import ImageFileError, iter_images, list_images
+from privlens.files import atomic_write_text
 from privlens.optics.presets import make_camera
 from privlens.report.figures import image_table
-from privlens.report.tables import write_tables
+from privlens.report.tables import to_csv, write_tables
 
 DEFAULT_LENSES = ("open", "defocus", "lowres", "prototype")
 COLUMNS = (
@@ -44,6 +46,8 @@ COLUMNS = (
     "measured_faces",
 )
 
+FACE_COLUMNS = ("lens", "attack", "face", "psnr", "ssim", "identity_distance", "rank1_hit", "reidentified")
+
 
 @dataclass
 class AttackReport:
@@ -53,17 +57,19 @@ class AttackReport:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def load_face_folder(folder: str | Path, size: int) -> tuple[torch.Tensor, list[tuple[Path, str]]]:
-    """Every readable image below ``folder`` at ``size`` px (centre crop), and the skipped files."""
-    images, skipped = [], []
+def load_face_folder(folder: str | Path, size: int) -> tuple[torch.Tensor, list[tuple[Path, str]], list[str]]:
+    """Every readable image below ``folder`` at ``size`` px (centre crop), the skipped files, and
+    the images' names (their paths below ``folder``, ``/``-separated), in the same order."""
+    images, skipped, names = [], [], []
     for path, image in iter_images(list_images(folder), size):
         if isinstance(image, ImageFileError):
             skipped.append((path, str(image)))
         else:
             images.append(image)
+            names.append(Path(path).relative_to(folder).as_posix())
     if not images:
         raise ImageFileError(f"no readable images in {folder}")
-    return torch.stack(images), skipped
+    return torch.stack(images), skipped, names
 
 
 def embedded_faces(size: int) -> torch.Tensor:
@@ -111,6 +117,33 @@ def result_rows(result: LensAttackResult) -> list[dict]:
     return rows
 
 
+def face_rows(result: LensAttackResult, names: Sequence[str]) -> list[dict]:
+    """One row per (attack, evaluated face): ``face`` (``names[i]``), its PSNR (dB), SSIM, identity
+    distance, ``rank1_hit`` (1 when its recovery's nearest gallery original is its own) and
+    ``reidentified`` (1 when the distance is below 0.6); NaN where not measured (no dlib face)."""
+    rows = []
+    for attack, values in result.per_image.items():
+        if len(values["psnr"]) != len(names):
+            raise ValueError(f"{len(names)} face names for {len(values['psnr'])} evaluated faces")
+        for i, name in enumerate(names):
+            distance = float(values["identity_distance"][i]) if "identity_distance" in values else math.nan
+            hit = float(values["rank1_hit"][i]) if "rank1_hit" in values else math.nan
+            reidentified = math.nan if math.isnan(distance) else float(distance < SAME_PERSON_THRESHOLD)
+            rows.append(
+                {
+                    "lens": result.lens,
+                    "attack": attack,
+                    "face": name,
+                    "psnr": float(values["psnr"][i]),
+                    "ssim": float(values["ssim"][i]),
+                    "identity_distance": distance,
+                    "rank1_hit": hit,
+                    "reidentified": reidentified,
+                }
+            )
+    return rows
+
+
 def _caption(result: LensAttackResult, attack: str, index: int) -> str:
     values = result.per_image[attack]
     text = f"PSNR {float(values['psnr'][index]):.1f} dB"
@@ -145,20 +178,28 @@ def run_attack_job(
     identity: IdentityDistance | None,
     progress: Callable[[str], None] | None = None,
     attacker: torch.Tensor | None = None,
+    names: Sequence[str] | None = None,
 ) -> AttackReport:
-    """Attack every lens; write ``attacks.{md,csv,json}`` and ``attack_<lens>.png`` to ``out_dir``.
+    """Attack every lens; write ``attacks.{md,csv,json}``, ``faces.csv`` (:func:`face_rows`) and
+    ``attack_<lens>.png`` to ``out_dir``.
 
     ``lenses``: preset names or lens files, or a mapping display name -> lens. ``attacker``: the
     attacker's own faces; then the first ``evaluation_count`` of ``faces`` are evaluated (and must
     not be among the attacker's); without it the rest of ``faces`` belongs to the attacker.
+    ``names``: one per face in ``faces`` (default ``face_0000``, ...), for ``faces.csv``.
     """
     out_dir = Path(out_dir)
+    if names is None:
+        names = [f"face_{i:04d}" for i in range(faces.shape[0])]
+    if len(names) != faces.shape[0]:
+        raise ValueError(f"{len(names)} face names for {faces.shape[0]} faces")
     if attacker is None:
         attacker, evaluation = split_faces(faces, evaluation_count)
     else:
         evaluation = faces[:evaluation_count]
+    evaluated_names = list(names[: evaluation.shape[0]])
     size = faces.shape[-1]
-    rows, figures = [], []
+    rows, figures, per_face = [], [], []
     choices, noise = {}, {}
     if not isinstance(lenses, dict):
         lenses = {(lens if lens in DEFAULT_LENSES else Path(lens).stem): lens for lens in lenses}
@@ -167,6 +208,7 @@ def run_attack_job(
         result = attack_lens(name, camera, attacker, evaluation, settings, identity, progress)
         noise[name] = settings.noise.describe(camera)
         rows.extend(result_rows(result))
+        per_face.extend(face_rows(result, evaluated_names))
         choices[name] = {
             k: {
                 "value": c.value,
@@ -196,4 +238,5 @@ def run_attack_job(
     }
     ordered = [{c: row.get(c, float("nan")) for c in COLUMNS} for row in rows]
     tables = write_tables(ordered, out_dir / "attacks", extra)
+    tables.append(atomic_write_text(out_dir / "faces.csv", to_csv(per_face, FACE_COLUMNS)))
     return AttackReport(ordered, tables, figures)

@@ -55,7 +55,7 @@ from privlens.attacks.inversion import (
 )
 from privlens.attacks.wiener_bound import cross_spectrum, otf, wiener_restore
 from privlens.eval.quality import psnr
-from privlens.eval.recognition import recognition_figures
+from privlens.eval.recognition import distance_matrix, rank1_hits, recognition_figures
 from privlens.eval.restoration import ssim
 from privlens.optics.camera import Camera
 
@@ -294,11 +294,19 @@ def bicubic_from_large_pixels(captures: torch.Tensor, lowres_size: int) -> torch
     return F.interpolate(small, size=captures.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def _identity_scores(identity, evaluated, recovered, own, own_recovered) -> tuple[dict, torch.Tensor]:
-    """Recognition figures and per-image distances (NaN where dlib finds no face in the original)."""
+def _identity_scores(
+    identity, evaluated, recovered, own, own_recovered
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Recognition figures, per-image distances and per-image rank-1 hits (1.0 when the recovery's
+    nearest gallery original is its own, against the gallery of every evaluated face with a dlib
+    face; NaN where dlib finds no face in the original, or with fewer than two such faces)."""
     gallery, probes, kept = identity.pair_embeddings(evaluated, recovered)
     distance = torch.full((evaluated.shape[0],), float("nan"), dtype=torch.float64)
     distance[torch.from_numpy(kept)] = torch.from_numpy(np.linalg.norm(probes - gallery, axis=1))
+    hits = torch.full_like(distance, float("nan"))
+    if gallery.shape[0] >= 2:
+        found = rank1_hits(distance_matrix(probes, gallery)).astype(np.float64)
+        hits[torch.from_numpy(kept)] = torch.from_numpy(found)
     row: dict[str, float] = {"faces": int(gallery.shape[0]), "measured_faces": int(gallery.shape[0])}
     cal_gallery, cal_probes, _ = identity.pair_embeddings(own, own_recovered)
     if gallery.shape[0] >= 2 and cal_gallery.shape[0] >= 2:
@@ -307,7 +315,7 @@ def _identity_scores(identity, evaluated, recovered, own, own_recovered) -> tupl
         )
         row.update(figures.row())
         row["identity_distance"], row["reidentified"] = row["id_distance"], row["reid"]
-    return row, distance
+    return row, distance, hits
 
 
 def score(
@@ -318,14 +326,17 @@ def score(
     own_recovered: torch.Tensor | None = None,
 ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """PSNR, SSIM and (with ``identity``) the recognition figures of one attack, plus per-image
-    PSNR/SSIM/identity distance. ``own``/``own_recovered``: the attacker's validation faces and
-    their recoveries, for the verification threshold (without them only distances are given)."""
+    PSNR/SSIM/identity distance (and, with ``own``, ``rank1_hit``). ``own``/``own_recovered``: the
+    attacker's validation faces and their recoveries, for the verification threshold (without them
+    only distances are given)."""
     per_image = {"psnr": psnr(recovered, originals).double(), "ssim": ssim(recovered, originals)}
     summary = {name: float(values.mean()) for name, values in per_image.items()}
     if identity is None:
         return summary, per_image
     if own is not None and own_recovered is not None and hasattr(identity, "pair_embeddings"):
-        row, distance = _identity_scores(identity, originals, recovered, own, own_recovered)
+        row, distance, per_image["rank1_hit"] = _identity_scores(
+            identity, originals, recovered, own, own_recovered
+        )
         summary.update(row)
     else:
         distance = identity(originals, recovered).double()

@@ -108,12 +108,12 @@ def attack(
     check_output_dir(out, [folder for folder in (data, attacker_data) if folder is not None])
     try:
         if data is None:
-            faces, skipped_files = embedded_faces(size), []
+            faces, skipped_files, names = embedded_faces(size), [], None
         else:
-            faces, skipped_files = load_face_folder(data, size)
+            faces, skipped_files, names = load_face_folder(data, size)
         own = None
         if attacker_data is not None:
-            own, own_skipped = load_face_folder(attacker_data, size)
+            own, own_skipped, _ = load_face_folder(attacker_data, size)
             skipped_files += own_skipped
         elif data is not None:
             own = embedded_faces(size)
@@ -142,6 +142,7 @@ def attack(
                 OriginalBoxIdentity() if identity else None,
                 progress=step,
                 attacker=own,
+                names=names,
             )
     except (ValueError, LensFileError) as error:
         fail(str(error))
