@@ -249,6 +249,15 @@ def test_output_folder_that_is_an_existing_file(command, files, tmp_path):
     assert blocker.read_text() == "precious"
 
 
+@pytest.mark.parametrize("command", ["capture", "attack", "anonymize", "evaluate"])
+def test_negative_seed_is_refused_and_nothing_is_written(command, files, tmp_path):
+    build, good = WRITERS[command]
+    out = tmp_path / "out"
+    result = run(*build(files, files[good], out), "--seed", "-1")
+    assert_one_error_line(result, "--seed", "-1")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", list(WRITERS))
 def test_read_only_output_folder(command, files, tmp_path):
     build, good = WRITERS[command]

@@ -13,6 +13,7 @@ from privlens.commands.anonymize import anonymize as anonymize_command
 from privlens.commands.attack import attack as attack_command
 from privlens.commands.common import (
     PrivlensGroup,
+    check_seed,
     console,
     err_console,
     fail,
@@ -186,8 +187,7 @@ def capture(
     warning = identifiable_warning(lens, camera)
     if warning:
         warn(warning)
-    if seed < 0:
-        fail(f"--seed must be >= 0, got {seed}")
+    check_seed(seed)
     report = capture_files(
         source,
         camera,

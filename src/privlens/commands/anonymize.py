@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from privlens.commands.common import console, err_console, fail, skipped, warn
+from privlens.commands.common import check_seed, console, err_console, fail, skipped, warn
 
 
 def anonymize(
@@ -88,6 +88,7 @@ def anonymize(
     from privlens.anonymize.models import resolve_models
     from privlens.anonymize.pipeline import AnonymizeError
 
+    check_seed(seed)
     if device.startswith("cuda") and not torch.cuda.is_available():
         fail(f"--device {device}: CUDA is not available on this machine")
     if (source is None) == (webcam is None):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from privlens.commands.common import StepProgress, fail, say, skipped
+from privlens.commands.common import StepProgress, check_seed, fail, say, skipped
 
 
 def attack(
@@ -93,8 +93,7 @@ def attack(
     unknown = sorted(set(only) - set(ATTACK_NAMES))
     if unknown:
         fail(f"unknown attack {', '.join(unknown)} in --only; known: {', '.join(ATTACK_NAMES)}")
-    if seed < 0:
-        fail(f"--seed must be >= 0, got {seed}")
+    check_seed(seed)
     from privlens.optics.config import CameraConfig
 
     try:

@@ -78,6 +78,13 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+def check_seed(seed: int, option: str = "--seed") -> None:
+    """Refuse a negative seed (``option`` names it in the one-line error): numpy cannot take one,
+    and torch would quietly wrap it to another seed."""
+    if seed < 0:
+        fail(f"{option} must be >= 0, got {seed}")
+
+
 def progress(items: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T]:
     """Iterate ``items`` with a progress bar on stderr (none with ``--quiet`` or off a terminal)."""
     if _verbosity < 0 or not err_console.is_terminal:

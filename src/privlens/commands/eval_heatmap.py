@@ -50,7 +50,7 @@ def heatmap(
     training set and the evaluated faces' own mean shape, clean and through --lens, with N."""
     import torch
 
-    from privlens.commands.common import fail, info, say
+    from privlens.commands.common import check_seed, fail, info, say
     from privlens.eval.heatmap import HEATMAP_FORMATS, evaluate_heatmap, render_heatmap_report
     from privlens.files import atomic_write_text
     from privlens.models import load_heatmap_model
@@ -66,8 +66,9 @@ def heatmap(
         fail(f"--split must be val, train or all, got {split!r}")
     if batch_size < 1:
         fail(f"--batch-size must be positive, got {batch_size}")
-    if draws < 1 or seed < 0:
-        fail(f"--draws must be >= 1 and --seed >= 0, got {draws} and {seed}")
+    if draws < 1:
+        fail(f"--draws must be >= 1, got {draws}")
+    check_seed(seed)
     path = _heatmap_path(heatmap)
     model = load_heatmap_model(path)
     notes = []

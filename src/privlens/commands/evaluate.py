@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from privlens.commands.common import StepProgress, fail, say, skipped
+from privlens.commands.common import StepProgress, check_seed, fail, say, skipped
 
 IDENTITY_DEFAULT = ("dlib", "facenet-vggface2", "facenet-casia")
 
@@ -48,6 +48,7 @@ def evaluate(
     from privlens.outputs import check_output_dir, check_size
     from privlens.report.tables import to_markdown
 
+    check_seed(seed)
     for folder in run:
         if not folder.is_dir():
             fail(f"run folder not found: {folder}")
