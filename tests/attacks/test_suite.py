@@ -301,3 +301,17 @@ def test_face_rows_name_each_evaluated_face_and_mark_hits_and_reidentifications(
     assert all(value != value for value in unmeasured)  # NaN: no dlib face / no identity backend
     with pytest.raises(ValueError, match="2 face names for 3"):
         face_rows(result, ["a.png", "b.png"])
+
+
+def test_face_folder_names_are_paths_below_the_folder(tmp_path):
+    from privlens.attacks.job import load_face_folder
+    from privlens.data.images import save_image
+
+    faces = embedded_faces(32)
+    save_image(faces[0], tmp_path / "b.png")
+    save_image(faces[1], tmp_path / "sub" / "a.png")
+    (tmp_path / "broken.png").write_bytes(b"nope")
+    images, skipped, names = load_face_folder(tmp_path, 32)
+    assert names == ["b.png", "sub/a.png"] and images.shape[0] == 2
+    assert [path.name for path, _ in skipped] == ["broken.png"]
+    assert load_face_folder(tmp_path / "b.png", 32)[2] == ["b.png"]  # a single image file

@@ -59,14 +59,16 @@ class AttackReport:
 
 def load_face_folder(folder: str | Path, size: int) -> tuple[torch.Tensor, list[tuple[Path, str]], list[str]]:
     """Every readable image below ``folder`` at ``size`` px (centre crop), the skipped files, and
-    the images' names (their paths below ``folder``, ``/``-separated), in the same order."""
+    the images' names (their paths below ``folder``, ``/``-separated; a single image file: its
+    name), in the same order."""
     images, skipped, names = [], [], []
+    folder = Path(folder)
     for path, image in iter_images(list_images(folder), size):
         if isinstance(image, ImageFileError):
             skipped.append((path, str(image)))
         else:
             images.append(image)
-            names.append(Path(path).relative_to(folder).as_posix())
+            names.append(path.name if folder.is_file() else path.relative_to(folder).as_posix())
     if not images:
         raise ImageFileError(f"no readable images in {folder}")
     return torch.stack(images), skipped, names
