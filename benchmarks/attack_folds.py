@@ -35,6 +35,7 @@ from pathlib import Path
 
 from privlens.attacks.folds import deal_folds, pool_fold_rows, render_pooled, render_union, union_over_attacks
 from privlens.data.images import ImageFileError, list_images
+from privlens.report.tables import to_csv
 
 
 def prepare_fold(root: Path, fold: list[str], everyone: dict[str, Path]) -> tuple[Path, Path]:
@@ -124,10 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render_pooled(pooled, folds, args.seed, " ".join(extra))
     faces = fold_face_rows(roots)
     if faces:
-        with open(args.out / "faces.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(faces[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(faces)
+        (args.out / "faces.csv").write_text(to_csv(faces))
         attacks = list(dict.fromkeys(row["attack"] for row in faces))
         text += "\n" + render_union(union_over_attacks(faces, attacks))
     (args.out / "folds.md").write_text(text)

@@ -63,12 +63,13 @@ def load_face_folder(folder: str | Path, size: int) -> tuple[torch.Tensor, list[
     name), in the same order."""
     images, skipped, names = [], [], []
     folder = Path(folder)
+    single = folder.is_file()
     for path, image in iter_images(list_images(folder), size):
         if isinstance(image, ImageFileError):
             skipped.append((path, str(image)))
         else:
             images.append(image)
-            names.append(path.name if folder.is_file() else path.relative_to(folder).as_posix())
+            names.append(path.name if single else path.relative_to(folder).as_posix())
     if not images:
         raise ImageFileError(f"no readable images in {folder}")
     return torch.stack(images), skipped, names

@@ -78,11 +78,11 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def check_seed(seed: int, option: str = "--seed") -> None:
-    """Refuse a negative seed (``option`` names it in the one-line error): numpy cannot take one,
-    and torch would quietly wrap it to another seed."""
+def check_seed(seed: int) -> None:
+    """Refuse a negative ``--seed`` with one error line: numpy cannot take one, and torch would
+    quietly wrap it to another seed."""
     if seed < 0:
-        fail(f"{option} must be >= 0, got {seed}")
+        fail(f"--seed must be >= 0, got {seed}")
 
 
 def progress(items: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T]:
