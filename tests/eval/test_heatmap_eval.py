@@ -151,3 +151,22 @@ def test_eval_heatmap_command(prepared, tmp_path):
         app, ["eval", "heatmap", "--heatmap", str(u), "--data", str(prepared), "--split", "train"]
     )
     assert empty.exit_code == 2 and "no faces" in empty.output
+
+
+def test_landmark_rank1_is_the_leak_of_u_s_landmarks():
+    """A U that reads every face's own landmarks singles out every photo; one that predicts the
+    same face for all identifies at most the one photo nearest to it (chance 1/N)."""
+    rng = np.random.default_rng(4)
+    truth = _faces(6) + rng.normal(0.0, 1.5, (6, 68, 2))  # six different shapes
+    images = torch.rand(6, 3, 64, 64)
+    perfect = evaluate_heatmap(_Oracle(truth, 64), images, truth).rows[0]
+    assert perfect.landmark_rank1 == 1.0 and perfect.chance_rank1 == pytest.approx(1 / 6)
+    assert perfect.landmark_rank1_lo == perfect.landmark_rank1_hi == 1.0
+    constant = evaluate_heatmap(_Oracle(truth, 64, fixed=True), images, truth).rows[0]
+    assert constant.landmark_rank1 <= 1 / 6
+    md = render_heatmap_report(evaluate_heatmap(_Oracle(truth, 64), images, truth), "md")
+    assert "rank-1 from U's landmarks" in md and "| 1.000 [1.000, 1.000] | 0.167 |" in md
+    single = evaluate_heatmap(_Oracle(truth[:1], 64), images[:1], truth[:1]).rows[0]
+    assert single.landmark_rank1 is None and "n/a" in render_heatmap_report(
+        evaluate_heatmap(_Oracle(truth[:1], 64), images[:1], truth[:1]), "md"
+    )

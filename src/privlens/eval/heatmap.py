@@ -10,7 +10,13 @@ as the sensor stores the captures),
 * ``nme_own_mean``: always predicting the mean shape of the evaluated faces themselves, an oracle
   that already knows the framing (on aligned crops it is a strong baseline);
 * ``spread_ratio``: how much U's landmarks vary across faces, as a fraction of how much dlib's do
-  (RMS distance to the respective mean shape): near 0 means U predicts one average face.
+  (RMS distance to the respective mean shape): near 0 means U predicts one average face;
+* ``landmark_rank1``: the price of that utility, what U's landmarks leak. The share of faces whose
+  U landmarks (from the clean image, the optical image or the stored capture) are nearest in shape
+  space to their own photo's dlib landmarks among the N evaluated photos
+  (:mod:`privlens.eval.shape_identity`; chance ``1 / N``), with a bootstrap 95 % interval over
+  the faces. Anyone with the capture can run U, so this is an attack on the capture that needs no
+  restoration; it is only meaningful on faces U never trained on.
 
 NME: mean point-to-point distance over the 68 points divided by the inter-ocular distance (outer
 eye corners, dlib points 36 and 45), per face, then averaged over the N faces.
@@ -25,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from privlens.eval.recognition import bootstrap_ci
+from privlens.eval.shape_identity import landmark_rank1_hits
 from privlens.faces.heatmaps import heatmap_to_image_coords
 from privlens.nets import HeatmapNet, soft_argmax
 
@@ -75,10 +83,18 @@ class HeatmapRow:
     nme_train_mean: float | None
     nme_own_mean: float
     spread_ratio: float
+    landmark_rank1: float | None = None
+    landmark_rank1_lo: float | None = None
+    landmark_rank1_hi: float | None = None
 
     @property
-    def ratio_own_mean(self) -> float:
-        return self.nme_u / self.nme_own_mean
+    def chance_rank1(self) -> float:
+        return 1.0 / self.n
+
+    @property
+    def ratio_own_mean(self) -> float | None:
+        """U's NME over the oracle's (n/a for one face, which is its own mean shape)."""
+        return None if self.nme_own_mean <= 0 else self.nme_u / self.nme_own_mean
 
     @property
     def ratio_train_mean(self) -> float | None:
@@ -144,6 +160,7 @@ def evaluate_heatmap(
     scale = max(spread(truth), 1e-9)
     for name, draws in conditions:
         predicted = [predict_landmarks(net, inputs, batch_size) for inputs in draws]
+        leak = _landmark_leak(predicted, truth)
         rows.append(
             HeatmapRow(
                 condition=name,
@@ -152,9 +169,19 @@ def evaluate_heatmap(
                 nme_train_mean=train,
                 nme_own_mean=float(own),
                 spread_ratio=float(np.mean([spread(points) for points in predicted])) / scale,
+                **leak,
             )
         )
     return HeatmapReport(int(images.shape[-1]), rows)
+
+
+def _landmark_leak(predicted: Sequence[np.ndarray], truth: np.ndarray) -> dict[str, float]:
+    """Rank-1 from U's landmarks, each face's hit averaged over the draws, with its interval."""
+    if len(truth) < 2:
+        return {}
+    per_face = np.mean([landmark_rank1_hits(points, truth) for points in predicted], axis=0)
+    low, high = bootstrap_ci(per_face)
+    return {"landmark_rank1": float(per_face.mean()), "landmark_rank1_lo": low, "landmark_rank1_hi": high}
 
 
 def render_heatmap_report(report: HeatmapReport, fmt: str = "md") -> str:
@@ -171,19 +198,29 @@ def render_heatmap_report(report: HeatmapReport, fmt: str = "md") -> str:
         f"# U's landmarks ({report.image_size} px, inter-ocular NME, 68 points vs dlib on the clean image)",
         "",
         "| condition | N | NME U | NME train mean shape | NME own mean shape (oracle) "
-        "| U / oracle | U / train mean | spread U / dlib |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| U / oracle | U / train mean | spread U / dlib | rank-1 from U's landmarks [95 % CI] | chance |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report.rows:
+        leak = (
+            "n/a"
+            if r.landmark_rank1 is None
+            else f"{r.landmark_rank1:.3f} [{r.landmark_rank1_lo:.3f}, {r.landmark_rank1_hi:.3f}]"
+        )
         lines.append(
             f"| {r.condition} | {r.n} | {cell(r.nme_u)} | {cell(r.nme_train_mean)} | {cell(r.nme_own_mean)} "
-            f"| {cell(r.ratio_own_mean, 3)} | {cell(r.ratio_train_mean, 3)} | {cell(r.spread_ratio, 3)} |"
+            f"| {cell(r.ratio_own_mean, 3)} | {cell(r.ratio_train_mean, 3)} | {cell(r.spread_ratio, 3)} "
+            f"| {leak} | {r.chance_rank1:.3f} |"
         )
     lines.append("")
+    lines.append(
+        "- rank-1 from U's landmarks: the share of faces whose U landmarks lie nearest (shape space) to "
+        "their own photo's dlib landmarks among the N photos, an attack on the capture that needs no "
+        "restoration; meaningful only on faces U never trained on"
+    )
     for key, value in report.sources.items():
         lines.append(f"- {key}: {value}")
     for note in report.notes:
         lines.append(f"- note: {note}")
-    if report.sources or report.notes:
-        lines.append("")
+    lines.append("")
     return "\n".join(lines)
