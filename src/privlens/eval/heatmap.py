@@ -118,6 +118,37 @@ class HeatmapReport:
         return {"image_size": self.image_size, "rows": rows, "notes": self.notes, "sources": self.sources}
 
 
+def u_inputs(
+    images: torch.Tensor,
+    camera: torch.nn.Module | None = None,
+    noise_seeds: Sequence[int] = (),
+    batch_size: int = 32,
+) -> list[tuple[str, list[torch.Tensor]]]:
+    """What U reads, per condition: ``("clean", [images])``; with a ``camera`` also ``("lens",
+    [optical image])`` and, with ``noise_seeds``, ``("lens+sensor", [one stored capture per
+    seed])`` (see :func:`evaluate_heatmap`). Images ``[N, 3, S, S]`` in [0, 1], on the CPU."""
+    conditions = [("clean", [images])]
+    if camera is None:
+        return conditions
+    device = next(iter(camera.parameters()), torch.zeros(())).device
+    with torch.no_grad():
+        psf = camera.psf()
+        response = torch.cat(
+            [
+                camera.image(images[i : i + batch_size].to(device), psf).cpu()
+                for i in range(0, len(images), batch_size)
+            ]
+        )
+        conditions.append(("lens", [response.clamp(0, 1)]))
+        if noise_seeds:
+            draws = [
+                camera.readout(response, generator=torch.Generator().manual_seed(int(seed)))
+                for seed in noise_seeds
+            ]
+            conditions.append(("lens+sensor", draws))
+    return conditions
+
+
 def evaluate_heatmap(
     net: HeatmapNet,
     images: torch.Tensor,
@@ -138,24 +169,7 @@ def evaluate_heatmap(
         raise ValueError(f"need N >= 1 images [N, 3, S, S] and N landmark sets, got {tuple(images.shape)}")
     own = inter_ocular_nme(truth.mean(axis=0), truth).mean()
     train = None if train_mean_shape is None else float(inter_ocular_nme(train_mean_shape, truth).mean())
-    conditions = [("clean", [images])]
-    if camera is not None:
-        device = next(iter(camera.parameters()), torch.zeros(())).device
-        with torch.no_grad():
-            psf = camera.psf()
-            response = torch.cat(
-                [
-                    camera.image(images[i : i + batch_size].to(device), psf).cpu()
-                    for i in range(0, len(images), batch_size)
-                ]
-            )
-            conditions.append(("lens", [response.clamp(0, 1)]))
-            if noise_seeds:
-                draws = [
-                    camera.readout(response, generator=torch.Generator().manual_seed(int(seed)))
-                    for seed in noise_seeds
-                ]
-                conditions.append(("lens+sensor", draws))
+    conditions = u_inputs(images, camera, noise_seeds, batch_size)
     rows = []
     scale = max(spread(truth), 1e-9)
     for name, draws in conditions:
