@@ -254,3 +254,33 @@ def test_capture_refuses_to_overwrite_or_shadow_inputs(tmp_path):
     again = invoke("capture", photos, "--out", tmp_path / "out", "--size", "16")
     assert again.exit_code == 2 and "--overwrite" in again.output
     assert invoke("capture", photos, "--out", tmp_path / "out", "--size", "16", "--overwrite").exit_code == 0
+
+
+def test_attack_with_u_s_landmarks(tmp_path):
+    import torch
+
+    from privlens.models import save_heatmap_net
+    from privlens.nets import HeatmapNet
+
+    torch.manual_seed(0)
+    u = save_heatmap_net(HeatmapNet(width=8, depth=1), tmp_path / "u.safetensors", image_size=32)
+    common = ["attack", "--no-presets", "--lens", "defocus", "--size", "32", "--evaluation-count", "6"]
+    common += ["--inversion-steps", "0", "--only", "wiener"]
+    out = tmp_path / "out"
+    result = invoke(*common, "--landmarks", u, "--out", out)
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "attacks.json").read_text())
+    row = next(r for r in payload["rows"] if r["attack"] == "landmarks")
+    assert {r["attack"] for r in payload["rows"]} == {"none", "wiener", "landmarks"}
+    assert row["faces"] >= 2 and 0.0 <= row["rank1"] <= 1.0 and row["psnr"] is None
+    assert "never trained on the evaluated faces" in payload["protocol"]["landmarks"]
+    refused = {
+        "--only landmarks needs --landmarks": [*common, "--only", "landmarks"],
+        "drop --no-identity": [*common, "--landmarks", u, "--no-identity"],
+        "trained at 32 px": [*common[:4], "--size", "64", "--landmarks", u],
+        "no such file, run folder or shipped U": [*common, "--landmarks", tmp_path / "missing"],
+    }
+    for message, args in refused.items():
+        bad = invoke(*args, "--out", tmp_path / "refused")
+        assert bad.exit_code == 2 and message in bad.output, (message, bad.output)
+        assert not (tmp_path / "refused").exists()

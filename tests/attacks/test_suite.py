@@ -315,3 +315,88 @@ def test_face_folder_names_are_paths_below_the_folder(tmp_path):
     assert names == ["b.png", "sub/a.png"] and images.shape[0] == 2
     assert [path.name for path, _ in skipped] == ["broken.png"]
     assert load_face_folder(tmp_path / "b.png", 32)[2] == ["b.png"]  # a single image file
+
+
+class _IndexedLandmarks:
+    """A stand-in for the dlib identity's ``landmarks``: face ``k`` (its index written in pixel
+    (0, 0, 0)) has the points ``shapes[k]``, or no face where ``missing`` says so."""
+
+    def __init__(self, shapes, missing=()):
+        self.shapes, self.missing = shapes, set(missing)
+
+    def landmarks(self, images):
+        keys = images[:, 0, 0, 0].long().tolist()
+        return [None if k in self.missing else self.shapes[k] for k in keys]
+
+
+def _indexed_images(first: int, count: int) -> torch.Tensor:
+    images = torch.zeros(count, 3, 8, 8)
+    images[:, 0, 0, 0] = torch.arange(first, first + count, dtype=torch.float32)
+    return images
+
+
+def test_landmark_attack_scores_u_s_landmarks_against_the_photos():
+    import numpy as np
+
+    from privlens.attacks.suite import landmark_scores
+
+    rng = np.random.default_rng(0)
+    shapes = rng.uniform(10, 54, (1, 68, 2)) + rng.normal(0, 2.0, (16, 68, 2))  # 16 different faces
+    identity = _IndexedLandmarks(shapes, missing={2})
+    evaluated, own = _indexed_images(0, 6), _indexed_images(6, 10)
+
+    def reader(images):  # U reading each capture's own landmarks, a little off
+        return np.stack([shapes[k] for k in images[:, 0, 0, 0].long().tolist()]) + 0.05
+
+    row, per_image = landmark_scores(identity, reader, evaluated, evaluated, own, own)
+    assert row["faces"] == row["measured_faces"] == 5  # face 2 has no dlib face
+    assert row["rank1"] == 1.0 and row["chance_rank1"] == pytest.approx(1 / 5)
+    assert row["tar@far0.01"] == 1.0 and row["impostor_pairs"] == 90
+    for key in ("psnr", "ssim", "identity_distance", "reidentified"):
+        assert np.isnan(row[key]), key
+    hits = per_image["rank1_hit"]
+    assert torch.isnan(hits[2]) and hits[[0, 1, 3, 4, 5]].tolist() == [1.0] * 5
+
+    def swapped(images):  # faces 0 and 1 read as each other
+        points = reader(images)
+        if images[0, 0, 0, 0] == 0:
+            points[[0, 1]] = points[[1, 0]]
+        return points
+
+    row, per_image = landmark_scores(identity, swapped, evaluated, evaluated, own, own)
+    assert row["rank1"] == pytest.approx(3 / 5)
+    assert per_image["rank1_hit"][[0, 1, 3]].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_landmark_attack_joins_the_suite_with_dlib_landmarks(faces):
+    """Through the open lens, dlib's own landmarks on the capture (a perfect U) pick out nearly
+    every photo; a U that reads one mean face for all picks out at most one."""
+    import numpy as np
+
+    from privlens.faces.landmarks import landmarks68
+
+    attacker, evaluation = split_faces(faces[:22], 8)
+    identity = OriginalBoxIdentity()
+    box = (30, 30, 130, 130)  # the aligned crops' face, at the 160 px dlib works at
+
+    def dlib_reader(images):
+        big = torch.nn.functional.interpolate(images, size=(160, 160), mode="bicubic").clamp(0, 1)
+        return np.stack([landmarks68(image, box) * 64 / 160 for image in big])
+
+    settings = AttackSettings(attacks=("landmarks",), inversion=None, noise=CaptureNoise(False))
+    camera = make_camera("open", 64)
+    result = attack_lens("open", camera, attacker, evaluation, settings, identity, landmarks=dlib_reader)
+    assert set(result.scores) == {"none", "landmarks"}
+    row = result.scores["landmarks"]
+    assert row["faces"] >= 6 and row["rank1"] >= 0.8
+    mean_face = dlib_reader(evaluation).mean(axis=0)
+    constant = attack_lens(
+        "open",
+        camera,
+        attacker,
+        evaluation,
+        settings,
+        identity,
+        landmarks=lambda x: np.stack([mean_face] * len(x)),
+    )
+    assert constant.scores["landmarks"]["rank1"] * constant.scores["landmarks"]["faces"] <= 1

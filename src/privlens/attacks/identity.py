@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from privlens.eval.identity import DlibEmbedder, identity_distance
 from privlens.faces.detect import best_face
+from privlens.faces.landmarks import landmarks68
 
 
 def _upsample(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -57,6 +58,17 @@ class OriginalBoxIdentity:
         gallery = [e for e in self._embeddings if e is not None]
         empty = np.zeros((0, 128))
         return (np.stack(gallery) if gallery else empty, np.stack(probes) if probes else empty, kept)
+
+    def landmarks(self, originals: torch.Tensor) -> list[np.ndarray | None]:
+        """dlib's 68 points ``[68, 2]`` of each original, found in its dlib box at ``embed_px`` and
+        scaled to the pixels of ``originals``; ``None`` where dlib finds no face."""
+        self._prepare(originals)
+        images = list(_upsample(originals, self.embed_px))
+        scale = originals.shape[-1] / images[0].shape[-1] if images else 1.0
+        return [
+            None if face is None else landmarks68(image, face) * scale
+            for image, face in zip(images, self._faces, strict=True)
+        ]
 
     def __call__(self, originals: torch.Tensor, recovered: torch.Tensor) -> torch.Tensor:
         self._prepare(originals)

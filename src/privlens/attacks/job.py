@@ -14,6 +14,7 @@ from privlens.attacks.suite import (
     SAME_PERSON_THRESHOLD,
     AttackSettings,
     IdentityDistance,
+    LandmarkReader,
     LensAttackResult,
     attack_lens,
 )
@@ -101,7 +102,9 @@ def result_rows(result: LensAttackResult) -> list[dict]:
     for attack, scores in result.scores.items():
         choice = result.choices.get(attack)
         label, attacker_psnr = "", float("nan")
-        if choice is not None:
+        if attack == "landmarks":
+            label = "U on the capture, shape space"
+        elif choice is not None:
             if attack in ("wiener", "blind-wiener"):
                 label = f"lambda={choice.value:.1e}"
             elif attack == "tikhonov":
@@ -182,6 +185,8 @@ def run_attack_job(
     progress: Callable[[str], None] | None = None,
     attacker: torch.Tensor | None = None,
     names: Sequence[str] | None = None,
+    landmarks: LandmarkReader | None = None,
+    landmarks_source: str = "",
 ) -> AttackReport:
     """Attack every lens; write ``attacks.{md,csv,json}``, ``faces.csv`` (:func:`face_rows`) and
     ``attack_<lens>.png`` to ``out_dir``.
@@ -190,6 +195,8 @@ def run_attack_job(
     attacker's own faces; then the first ``evaluation_count`` of ``faces`` are evaluated (and must
     not be among the attacker's); without it the rest of ``faces`` belongs to the attacker.
     ``names``: one per face in ``faces`` (default ``face_0000``, ...), for ``faces.csv``.
+    ``landmarks``: U for the ``landmarks`` attack on every lens (``landmarks_source`` names it in
+    the protocol); it must not have trained on the evaluated faces.
     """
     out_dir = Path(out_dir)
     if names is None:
@@ -208,7 +215,7 @@ def run_attack_job(
         lenses = {(lens if lens in DEFAULT_LENSES else Path(lens).stem): lens for lens in lenses}
     for name, lens in lenses.items():
         camera = make_camera(lens, size)
-        result = attack_lens(name, camera, attacker, evaluation, settings, identity, progress)
+        result = attack_lens(name, camera, attacker, evaluation, settings, identity, progress, landmarks)
         noise[name] = settings.noise.describe(camera)
         rows.extend(result_rows(result))
         per_face.extend(face_rows(result, evaluated_names))
@@ -236,6 +243,12 @@ def run_attack_job(
             "*_lo/*_hi = bootstrap 95 % interval; TAR threshold from the attacker's own faces",
             "same_person_threshold": SAME_PERSON_THRESHOLD,
             "identity_backend": "dlib" if identity is not None else None,
+            "landmarks": (
+                f"U = {landmarks_source}: its landmarks on each capture against dlib's on the photos, "
+                "shape space; valid only if U never trained on the evaluated faces"
+                if landmarks is not None
+                else None
+            ),
         },
         "attacker_choices": choices,
     }

@@ -57,6 +57,7 @@ from privlens.attacks.wiener_bound import cross_spectrum, otf, wiener_restore
 from privlens.eval.quality import psnr
 from privlens.eval.recognition import distance_matrix, rank1_hits, recognition_figures
 from privlens.eval.restoration import ssim
+from privlens.eval.shape_identity import shape_embeddings
 from privlens.optics.camera import Camera
 
 WIENER_LAMBDAS = tuple(float(v) for v in torch.logspace(-7, 0, 15))
@@ -68,6 +69,10 @@ TIKHONOV_ITERATIONS = (10, 20, 40, 80)
 IdentityDistance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(originals, recovered) -> [B]`` identity distances (NaN where no embedding could be made);
 :class:`privlens.attacks.identity.OriginalBoxIdentity` also gives the embeddings."""
+
+LandmarkReader = Callable[[torch.Tensor], np.ndarray]
+"""``images [N, 3, S, S] -> [N, 68, 2]`` landmarks in pixels of the images (e.g. U through
+:func:`privlens.eval.heatmap.predict_landmarks`)."""
 
 SAME_PERSON_THRESHOLD = 0.6
 """dlib's face_recognition threshold: embeddings closer than this are the same person."""
@@ -98,6 +103,7 @@ ATTACK_NAMES = (
     "inversion",
     "rl+inversion",
     "tikhonov+inversion",
+    "landmarks",
 )
 """Every attack's name, as in the tables (see the module docstring)."""
 
@@ -350,6 +356,45 @@ def score(
     return summary, per_image
 
 
+def landmark_scores(
+    identity,
+    read_landmarks: LandmarkReader,
+    evaluated: torch.Tensor,
+    captures: torch.Tensor,
+    own: torch.Tensor,
+    own_captures: torch.Tensor,
+) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """The ``landmarks`` attack's row and per-image values: rank-1 and TAR@FAR of U's landmarks
+    on the captures against dlib's on the originals, in shape space, over the evaluated faces with
+    a dlib face (thresholds from the attacker's ``own`` faces and captures). PSNR, SSIM, identity
+    distance and re-identification are not measured (NaN)."""
+    nan = torch.full((evaluated.shape[0],), float("nan"), dtype=torch.float64)
+    per_image = {"psnr": nan.clone(), "ssim": nan.clone(), "rank1_hit": nan.clone()}
+    truth = identity.landmarks(evaluated)
+    kept = np.array([points is not None for points in truth])
+    row: dict[str, float] = {"faces": int(kept.sum()), "measured_faces": int(kept.sum())}
+    row.update({"psnr": float("nan"), "ssim": float("nan")})
+    own_truth = identity.landmarks(own)
+    own_kept = np.array([points is not None for points in own_truth])
+    if kept.sum() < 2 or own_kept.sum() < 2:
+        return row, per_image
+    predicted = np.asarray(read_landmarks(captures), np.float64)[kept]
+    own_predicted = np.asarray(read_landmarks(own_captures), np.float64)[own_kept]
+    probes, gallery = shape_embeddings(predicted, np.stack([p for p in truth if p is not None]))
+    own_probes, own_gallery = shape_embeddings(
+        own_predicted, np.stack([p for p in own_truth if p is not None])
+    )
+    figures = recognition_figures(gallery, probes, own_gallery, own_probes)
+    row.update(figures.row())
+    for key in ("id_distance", "reid"):  # dlib units and its 0.6 threshold: not this distance
+        for suffix in ("", "_lo", "_hi"):
+            row[key + suffix] = float("nan")
+    row["identity_distance"] = row["reidentified"] = float("nan")
+    hits = rank1_hits(distance_matrix(probes, gallery)).astype(np.float64)
+    per_image["rank1_hit"][torch.from_numpy(kept)] = torch.from_numpy(hits)
+    return row, per_image
+
+
 def _blind_psf(camera: Camera, own: torch.Tensor, own_originals: torch.Tensor, settings: AttackSettings):
     """The blind attacker's PSF: target captures; eps and the noise floor chosen by Wiener PSNR on
     their own faces (per eps, the best floor). An estimate with nothing above its floor is no
@@ -384,8 +429,10 @@ def attack_lens(
     settings: AttackSettings | None = None,
     identity=None,
     progress: Callable[[str], None] | None = None,
+    landmarks: LandmarkReader | None = None,
 ) -> LensAttackResult:
-    """Every attack against ``camera``; see the module docstring for the protocol."""
+    """Every attack against ``camera``; see the module docstring for the protocol (``landmarks``:
+    U for the ``landmarks`` attack, which needs the dlib ``identity``)."""
     settings = settings or AttackSettings()
     say = progress or (lambda message: None)
     check_disjoint(attacker_images, evaluation_images)
@@ -487,6 +534,11 @@ def attack_lens(
         say(f"{name}: scoring {attack}")
         scores[attack], per_image[attack] = score(
             recovered[attack], evaluation_images, identity, own, own_recovered
+        )
+    if landmarks is not None and settings.runs("landmarks") and hasattr(identity, "landmarks"):
+        say(f"{name}: U's landmarks on the captures against the photos' landmarks")
+        scores["landmarks"], per_image["landmarks"] = landmark_scores(
+            identity, landmarks, evaluation_images, captures, own, own_captures
         )
     return LensAttackResult(name, recovered, choices, scores, per_image)
 

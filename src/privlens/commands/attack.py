@@ -59,6 +59,13 @@ def attack(
         help="Run only these attacks (repeatable; names as in the tables, e.g. tikhonov+inversion); "
         "the raw capture ('none') is always scored.",
     ),
+    landmarks: str | None = typer.Option(
+        None,
+        "--landmarks",
+        help="Also the 'landmarks' attack: this U (a file, run folder or shipped U's name, e.g. "
+        "heatmap-stop-video) reads 68 landmarks on each capture, matched in shape space against the "
+        "photos' own. Give a U that never trained on the evaluated faces.",
+    ),
     seed: int = typer.Option(
         0,
         help="Seed of the attacker: the split of its faces, every noise draw (the evaluated captures' "
@@ -94,6 +101,10 @@ def attack(
     if unknown:
         fail(f"unknown attack {', '.join(unknown)} in --only; known: {', '.join(ATTACK_NAMES)}")
     check_seed(seed)
+    if "landmarks" in only and landmarks is None:
+        fail("--only landmarks needs --landmarks U (the network that reads the captures' landmarks)")
+    if landmarks is not None and not identity:
+        fail("--landmarks needs dlib (the photos' landmarks): drop --no-identity")
     from privlens.optics.config import CameraConfig
 
     try:
@@ -101,6 +112,7 @@ def attack(
         noise.config_for(CameraConfig())
     except ValueError as error:
         fail(f"sensor noise: {error}")
+    read_landmarks = None if landmarks is None else _landmark_reader(landmarks, size)
     from privlens.outputs import check_output_dir, check_size
 
     check_size(size)
@@ -128,7 +140,7 @@ def attack(
         blind=blind,
         hybrid=hybrid,
         seed=seed,
-        attacks=("none", *only) if only else None,
+        attacks=("none", *only, *(["landmarks"] if landmarks else [])) if only else None,
     )
     try:
         with StepProgress("attacking") as step:
@@ -142,9 +154,27 @@ def attack(
                 progress=step,
                 attacker=own,
                 names=names,
+                landmarks=read_landmarks,
+                landmarks_source=landmarks or "",
             )
     except (ValueError, LensFileError) as error:
         fail(str(error))
     say(to_markdown(report.rows))
     for path in report.tables + report.figures:
         say(f"wrote {path}")
+
+
+def _landmark_reader(landmarks: str, size: int):
+    """``images -> [N, 68, 2]`` from U given as ``--landmarks`` (refused: another image size)."""
+    from privlens.commands.eval_heatmap import heatmap_path
+    from privlens.eval.heatmap import predict_landmarks
+    from privlens.models import load_heatmap_model
+    from privlens.models.errors import ModelFileError
+
+    try:
+        model = load_heatmap_model(heatmap_path(landmarks, "--landmarks"))
+    except ModelFileError as error:
+        fail(f"--landmarks: {error}")
+    if model.image_size not in (None, size):
+        fail(f"--landmarks: U was trained at {model.image_size} px, the attack runs at --size {size}")
+    return lambda images: predict_landmarks(model.net, images)

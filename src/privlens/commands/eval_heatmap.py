@@ -11,25 +11,32 @@ HEATMAP_FILE = "heatmap_net.safetensors"
 SHIPPED = "shipped"
 
 
-def _heatmap_path(heatmap: str) -> Path:
+def heatmap_path(heatmap: str, option: str = "--heatmap") -> Path:
+    """U's file from ``shipped`` (the default U), a shipped U's name (e.g. ``heatmap-stop-video``),
+    a run folder or a file; a clear error otherwise."""
     from privlens.commands.common import fail
     from privlens.models import shipped_path
+    from privlens.models.registry import SHIPPED as SHIPPED_MODELS
 
     if heatmap == SHIPPED:
         return shipped_path("heatmap")
+    if heatmap in SHIPPED_MODELS and SHIPPED_MODELS[heatmap].kind == "heatmap":
+        return shipped_path(heatmap)
     path = Path(heatmap)
     if path.is_dir():
         if not (path / HEATMAP_FILE).is_file():
-            fail(f"--heatmap {path} is a folder without {HEATMAP_FILE}; give U's file or a run folder")
+            fail(f"{option} {path} is a folder without {HEATMAP_FILE}; give U's file or a run folder")
         return path / HEATMAP_FILE
     if not path.is_file():
-        fail(f"--heatmap: no such file or run folder: {path}")
+        fail(f"{option}: no such file, run folder or shipped U: {path}")
     return path
 
 
 def heatmap(
     heatmap: str = typer.Option(
-        SHIPPED, "--heatmap", help="U: heatmap_net.safetensors, a run folder, or 'shipped' (the default U)."
+        SHIPPED,
+        "--heatmap",
+        help="U: heatmap_net.safetensors, a run folder, 'shipped' (the default U) or a shipped U's name.",
     ),
     data: Path = typer.Option(..., "--data", "-d", help="Folder written by `privlens data prepare`."),
     split: str = typer.Option("val", help="Which faces: val, train or all."),
@@ -69,7 +76,7 @@ def heatmap(
     if draws < 1:
         fail(f"--draws must be >= 1, got {draws}")
     check_seed(seed)
-    path = _heatmap_path(heatmap)
+    path = heatmap_path(heatmap)
     model = load_heatmap_model(path)
     notes = []
     size = model.image_size

@@ -48,11 +48,18 @@ def shape_space(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return out.reshape(len(out), -1)
 
 
+def shape_embeddings(probes: np.ndarray, gallery: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(probe vectors [N, 136], gallery vectors [M, 136])``: probe and gallery landmark sets
+    (``[N, 68, 2]``, ``[M, 68, 2]``) in one shape space, both rotated onto the gallery's mean
+    shape; l2 distances between the rows are the shape distances."""
+    reference = _centred_unit(gallery).mean(axis=0)
+    return shape_space(probes, reference), shape_space(gallery, reference)
+
+
 def shape_distances(probes: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     """``[N, M]`` shape-space distances of probe landmark sets ``[N, 68, 2]`` to gallery sets
-    ``[M, 68, 2]``, both rotated onto the gallery's mean shape."""
-    reference = _centred_unit(gallery).mean(axis=0)
-    return distance_matrix(shape_space(probes, reference), shape_space(gallery, reference))
+    ``[M, 68, 2]`` (:func:`shape_embeddings`)."""
+    return distance_matrix(*shape_embeddings(probes, gallery))
 
 
 def landmark_rank1_hits(probes: np.ndarray, gallery: np.ndarray) -> np.ndarray:
