@@ -217,6 +217,9 @@ def test_sweep_command(demo_dir, tmp_path):
     rows = json.loads((out / "sweep.json").read_text())["rows"]
     assert [row["lens"] for row in rows] == ["defocus 0.1 um", "defocus 1 um", "shipped-lens"]
     assert any(row["pareto"] for row in rows)
+    detail = json.loads((out / "sweep_attacks.json").read_text())["rows"]
+    # every lens is also attacked by its U's landmarks, which may be its strongest attack
+    assert {r["lens"] for r in detail if r["attack"] == "landmarks"} == {row["lens"] for row in rows}
     assert (out / "sweep.png").is_file() and (out / "sweep.csv").is_file()
     empty = CliRunner().invoke(app, ["sweep", "--data", str(demo_dir / "data"), "--out", str(out)])
     assert empty.exit_code == 2 and "nothing to sweep" in empty.output

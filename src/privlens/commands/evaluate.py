@@ -115,6 +115,11 @@ def sweep(
     inversion_width: int = typer.Option(
         8, help="U-Net width of the learned inversion; `privlens attack`: 16."
     ),
+    landmark_attack: bool = typer.Option(
+        True,
+        help="Also the 'landmarks' attack: each lens's U read on its captures, matched in shape space "
+        "against the photos' landmarks (the U's must not have trained on the val faces).",
+    ),
 ) -> None:
     """Identity distance after the strongest attack against landmark error, one point per lens."""
     from privlens.anonymize.models import load_heatmap
@@ -181,6 +186,7 @@ def sweep(
             out,
             sweep_settings(noise, hybrid, inversion_steps, inversion_width),
             progress=step,
+            landmark_attack=landmark_attack,
         )
     say(to_markdown([p.__dict__ for p in points]))
     say(f"wrote {out / 'sweep.png'} and {out / 'sweep.csv'}")

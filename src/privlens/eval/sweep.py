@@ -7,8 +7,11 @@ read noise of :mod:`privlens.optics.noise` at the camera's settings, ADC roundin
 * privacy: the full attack suite of :mod:`privlens.attacks.suite` (each attack tuned on the
   attacker's own faces, the training split), scored by rank-1 identification against a gallery of
   the N evaluated identities (chance 1/N), TAR at FAR 1e-2 / 1e-3, the dlib identity distance and
-  the share re-identified (distance < 0.6). The *strongest* attack (highest rank-1, then lowest
-  distance) counts for the lens. Every figure carries its N and a bootstrap 95 % interval.
+  the share re-identified (distance < 0.6), and (``landmark_attack``) the ``landmarks`` attack:
+  the lens's own U read on each capture, its landmarks matched in shape space against the
+  photos' (U must not have trained on the evaluated faces; the sweep evaluates ``val/``). The
+  *strongest* attack (highest rank-1, then lowest distance) counts for the lens. Every figure
+  carries its N and a bootstrap 95 % interval.
 * utility: the heatmap network's landmark error on the same (noisy, quantised) captures: landmarks decoded
   from U(y) by soft-argmax against the prepared dlib landmarks, as NME (inter-ocular, %) and in
   pixels. Lower = geometry better kept.
@@ -26,7 +29,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import dataclasses  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from privlens.anonymize.pipeline import heatmap_landmarks  # noqa: E402
@@ -122,6 +128,17 @@ def landmark_errors(
     return float(nme.mean() * 100), float(pixels.mean())
 
 
+def u_reader(heatmap_net: HeatmapNet) -> Callable[[torch.Tensor], np.ndarray]:
+    """U as the ``landmarks`` attack reads captures: ``[N, 68, 2]`` pixels, decoded as for the
+    sweep's NME."""
+
+    @torch.no_grad()
+    def read(captures: torch.Tensor) -> np.ndarray:
+        return heatmap_landmarks(heatmap_net.eval()(captures), captures.shape[-1]).numpy()
+
+    return read
+
+
 def _point(name: str, scores: dict[str, dict], nme: float, pixels: float) -> SweepPoint:
     attack = strongest(scores)
     row = scores[attack]
@@ -155,13 +172,15 @@ def run_sweep(
     clean_net: HeatmapNet | None = None,
     progress: Callable[[str], None] | None = None,
     precomputed: dict[str, dict[str, dict]] | None = None,
+    landmark_attack: bool = True,
 ) -> list[SweepPoint]:
     """Evaluate every lens; write ``sweep.{md,csv,json}``, ``sweep_attacks.{md,csv,json}`` (every
     attack of every lens) and ``sweep.png`` to ``out``.
 
     ``clean_net``: U for clean faces, whose NME on the clean evaluated faces is reported as the
     utility reference. ``precomputed``: attack scores per lens from an earlier
-    :func:`privlens.attacks.suite.attack_lens` run (those lenses are not attacked again).
+    :func:`privlens.attacks.suite.attack_lens` run (those lenses are not attacked again; with
+    ``landmark_attack`` only the ``landmarks`` attack is added to them).
     """
     say = progress or (lambda message: None)
     settings = settings or sweep_settings()
@@ -169,10 +188,15 @@ def run_sweep(
     points = []
     for name, camera in lenses.items():
         say(f"sweep: {name}")
+        reader = u_reader(heatmap_nets[name]) if landmark_attack else None
         if precomputed is not None and name in precomputed:
-            scores = precomputed[name]
+            scores = dict(precomputed[name])
+            if reader is not None:
+                only = dataclasses.replace(settings, attacks=("landmarks",))
+                extra = attack_lens(name, camera, attacker, evaluation, only, identity, say, reader).scores
+                scores["landmarks"] = extra["landmarks"]
         else:
-            scores = attack_lens(name, camera, attacker, evaluation, settings, identity, say).scores
+            scores = attack_lens(name, camera, attacker, evaluation, settings, identity, say, reader).scores
         nme, pixels = landmark_errors(camera, heatmap_nets[name], evaluation, truth, settings.noise)
         points.append(_point(name, scores, nme, pixels))
     flags = pareto_front(
