@@ -11,7 +11,8 @@ photo's dlib landmarks among the evaluated photos (:mod:`privlens.eval.shape_ide
 
 Then, for each pair, the trade-off a U could make: its landmarks pulled towards its training
 mean shape, ``alpha * U + (1 - alpha) * mean`` (alpha = 1: U as shipped, 0: the mean shape for
-every face), with the NME and the rank-1 of each alpha. Run it only on faces none of the U's
+every face; alpha > 1 pushes them away from it, undoing U's own pull towards the average face),
+with the NME and the rank-1 of each alpha. Run it only on faces none of the U's
 trained on (the shipped U's trained on ``train/``; ``val/`` is held out).
 """
 
@@ -37,7 +38,7 @@ PAIRS = (
     ("stop 0.07 mm, 14 s (4000 e-)", "heatmap-stop", "lens-stop"),
     ("stop 0.07 mm, 1/60 s (4.9 e-)", "heatmap-stop-video", "lens-stop-video"),
 )
-ALPHAS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.0)
+ALPHAS = (2.0, 1.5, 1.2, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.0)
 
 
 def leak(predicted: list[np.ndarray], truth: np.ndarray) -> tuple[float, float, float, float]:
