@@ -274,6 +274,10 @@ def test_attack_with_u_s_landmarks(tmp_path):
     assert {r["attack"] for r in payload["rows"]} == {"none", "wiener", "landmarks"}
     assert row["faces"] >= 2 and 0.0 <= row["rank1"] <= 1.0 and row["psnr"] is None
     assert "never trained on the evaluated faces" in payload["protocol"]["landmarks"]
+    chosen = payload["attacker_choices"]["defocus"]["landmarks"]
+    assert (
+        str(chosen["value"]) in chosen["held_out_mean_rank"] and f"alpha={chosen['value']:g}" in row["choice"]
+    )
     refused = {
         "--only landmarks needs --landmarks": [*common, "--only", "landmarks"],
         "drop --no-identity": [*common, "--landmarks", u, "--no-identity"],

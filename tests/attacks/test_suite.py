@@ -348,7 +348,8 @@ def test_landmark_attack_scores_u_s_landmarks_against_the_photos():
     def reader(images):  # U reading each capture's own landmarks, a little off
         return np.stack([shapes[k] for k in images[:, 0, 0, 0].long().tolist()]) + 0.05
 
-    row, per_image = landmark_scores(identity, reader, evaluated, evaluated, own, own)
+    row, per_image, choice = landmark_scores(identity, reader, evaluated, evaluated, own, own)
+    assert choice.value == 1.0  # a reader that is right needs no push from the mean
     assert row["faces"] == row["measured_faces"] == 5  # face 2 has no dlib face
     assert row["rank1"] == 1.0 and row["chance_rank1"] == pytest.approx(1 / 5)
     assert row["tar@far0.01"] == 1.0 and row["impostor_pairs"] == 90
@@ -363,9 +364,35 @@ def test_landmark_attack_scores_u_s_landmarks_against_the_photos():
             points[[0, 1]] = points[[1, 0]]
         return points
 
-    row, per_image = landmark_scores(identity, swapped, evaluated, evaluated, own, own)
+    row, per_image, _ = landmark_scores(identity, swapped, evaluated, evaluated, own, own)
     assert row["rank1"] == pytest.approx(3 / 5)
     assert per_image["rank1_hit"][[0, 1, 3]].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_landmark_attack_undoes_a_reader_s_pull_to_the_mean_by_tuning_on_its_own_faces():
+    """Faces that differ from the mean by very different amounts, read by a U that keeps only 30 %
+    of each difference: as read, every probe looks like the most average face (rank-1 at chance);
+    pushed back from the mean by the factor that ranks the attacker's own faces best (2), every
+    evaluated face is identified."""
+    import numpy as np
+
+    from privlens.attacks.suite import landmark_scores
+
+    rng = np.random.default_rng(1)
+    directions = rng.normal(0, 1, (60, 68, 2))
+    directions /= np.linalg.norm(directions, axis=(1, 2), keepdims=True)
+    shapes = rng.uniform(10, 54, (68, 2)) + rng.uniform(2, 30, (60, 1, 1)) * directions
+    noise = rng.normal(0, 0.3, shapes.shape)
+    identity = _IndexedLandmarks(shapes)
+    evaluated, own = _indexed_images(0, 20), _indexed_images(20, 40)
+
+    def cautious(images):
+        keys = images[:, 0, 0, 0].long().tolist()
+        return 0.3 * shapes[keys] + 0.7 * shapes[keys].mean(axis=0) + noise[keys]
+
+    row, _, choice = landmark_scores(identity, cautious, evaluated, evaluated, own, own)
+    assert choice.value == 2.0 and choice.candidates[2.0] < choice.candidates[1.0]
+    assert row["rank1"] == 1.0 and "own faces" in choice.note
 
 
 def test_landmark_attack_joins_the_suite_with_dlib_landmarks(faces):
@@ -386,7 +413,7 @@ def test_landmark_attack_joins_the_suite_with_dlib_landmarks(faces):
     settings = AttackSettings(attacks=("landmarks",), inversion=None, noise=CaptureNoise(False))
     camera = make_camera("open", 64)
     result = attack_lens("open", camera, attacker, evaluation, settings, identity, landmarks=dlib_reader)
-    assert set(result.scores) == {"none", "landmarks"}
+    assert set(result.scores) == {"none", "landmarks"} and "landmarks" in result.choices
     row = result.scores["landmarks"]
     assert row["faces"] >= 6 and row["rank1"] >= 0.8
     mean_face = dlib_reader(evaluation).mean(axis=0)

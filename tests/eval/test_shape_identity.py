@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from privlens.eval.shape_identity import landmark_rank1_hits, shape_distances, shape_space
+from privlens.eval.shape_identity import (
+    choose_expansion,
+    expand_from_mean,
+    genuine_ranks,
+    landmark_rank1_hits,
+    shape_distances,
+    shape_space,
+)
 
 
 def _shapes(n: int, seed: int = 0, jitter: float = 2.0) -> np.ndarray:
@@ -70,3 +77,15 @@ def test_bad_landmarks_are_refused():
         shape_distances(np.ones((2, 68, 2)), _shapes(2))
     with pytest.raises(ValueError, match="N >= 2"):
         landmark_rank1_hits(_shapes(1), _shapes(1))
+
+
+def test_expansion_from_the_mean_and_genuine_ranks_by_hand():
+    points = np.stack([np.full((68, 2), 1.0), np.full((68, 2), 3.0)])
+    assert expand_from_mean(points, 2.0)[:, 0, 0].tolist() == [0.0, 4.0]  # mean 2, differences doubled
+    assert expand_from_mean(points, 0.0)[:, 0, 0].tolist() == [2.0, 2.0]
+    gallery = _shapes(5, seed=4)
+    probes = gallery[[0, 1, 2, 4, 3]]  # faces 3 and 4 swapped
+    ranks = genuine_ranks(probes, gallery)
+    assert ranks[:3].tolist() == [0, 0, 0] and ranks[3] >= 1 and ranks[4] >= 1
+    alpha, table = choose_expansion(gallery, gallery, (1.0, 2.0))
+    assert alpha == 1.0 and table[1.0] == 0.0  # exact landmarks: no push, ties go to the first

@@ -20,7 +20,13 @@ not given), ``inversion``, and the hybrids ``rl+inversion`` and ``tikhonov+inver
 Richardson–Lucy or Tikhonov restoration with the known PSF, then a U-Net trained on the attacker's
 own restorations of ``hybrid_copies`` augmented copies of their tuning faces, early stopped like
 ``inversion``; on the robust lens they are the best attackers by PSNR); for a large-pixel
-(``lowres``) sensor, ``bicubic`` and ``inversion``.
+(``lowres``) sensor, ``bicubic`` and ``inversion``. With a landmark network (U, ``landmarks=``)
+and the dlib identity, also ``landmarks``: no restoration, U's 68 landmarks on each capture,
+pushed from their mean shape by the factor that ranks the attacker's own faces best, matched in
+shape space against the landmarks dlib finds on the gallery's photos
+(:mod:`privlens.eval.shape_identity`; TAR thresholds from the attacker's own faces; no PSNR,
+identity distance or 0.6 re-identification). Only meaningful when U never trained on the
+evaluated faces.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ from privlens.attacks.wiener_bound import cross_spectrum, otf, wiener_restore
 from privlens.eval.quality import psnr
 from privlens.eval.recognition import distance_matrix, rank1_hits, recognition_figures
 from privlens.eval.restoration import ssim
-from privlens.eval.shape_identity import shape_embeddings
+from privlens.eval.shape_identity import choose_expansion, expand_from_mean, shape_embeddings
 from privlens.optics.camera import Camera
 
 WIENER_LAMBDAS = tuple(float(v) for v in torch.logspace(-7, 0, 15))
@@ -363,11 +369,13 @@ def landmark_scores(
     captures: torch.Tensor,
     own: torch.Tensor,
     own_captures: torch.Tensor,
-) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
-    """The ``landmarks`` attack's row and per-image values: rank-1 and TAR@FAR of U's landmarks
-    on the captures against dlib's on the originals, in shape space, over the evaluated faces with
-    a dlib face (thresholds from the attacker's ``own`` faces and captures). PSNR, SSIM, identity
-    distance and re-identification are not measured (NaN)."""
+) -> tuple[dict[str, float], dict[str, torch.Tensor], Choice | None]:
+    """The ``landmarks`` attack's row, per-image values and choice: U's landmarks on the captures,
+    pushed from (or towards) their mean shape by the ``alpha`` that ranks the attacker's ``own``
+    faces best (:func:`privlens.eval.shape_identity.choose_expansion`), matched in shape space
+    against dlib's on the originals; rank-1 and TAR@FAR over the evaluated faces with a dlib face
+    (thresholds from the attacker's own faces). PSNR, SSIM, identity distance and
+    re-identification are not measured (NaN). No choice when fewer than two faces have landmarks."""
     nan = torch.full((evaluated.shape[0],), float("nan"), dtype=torch.float64)
     per_image = {"psnr": nan.clone(), "ssim": nan.clone(), "rank1_hit": nan.clone()}
     truth = identity.landmarks(evaluated)
@@ -377,13 +385,16 @@ def landmark_scores(
     own_truth = identity.landmarks(own)
     own_kept = np.array([points is not None for points in own_truth])
     if kept.sum() < 2 or own_kept.sum() < 2:
-        return row, per_image
-    predicted = np.asarray(read_landmarks(captures), np.float64)[kept]
+        return row, per_image, None
+    own_gallery_points = np.stack([p for p in own_truth if p is not None])
     own_predicted = np.asarray(read_landmarks(own_captures), np.float64)[own_kept]
-    probes, gallery = shape_embeddings(predicted, np.stack([p for p in truth if p is not None]))
-    own_probes, own_gallery = shape_embeddings(
-        own_predicted, np.stack([p for p in own_truth if p is not None])
+    alpha, table = choose_expansion(own_predicted, own_gallery_points)
+    choice = Choice(
+        alpha, table, "alpha: U's landmarks pushed from their mean shape (mean genuine rank, own faces)"
     )
+    predicted = expand_from_mean(np.asarray(read_landmarks(captures), np.float64)[kept], alpha)
+    probes, gallery = shape_embeddings(predicted, np.stack([p for p in truth if p is not None]))
+    own_probes, own_gallery = shape_embeddings(expand_from_mean(own_predicted, alpha), own_gallery_points)
     figures = recognition_figures(gallery, probes, own_gallery, own_probes)
     row.update(figures.row())
     for key in ("id_distance", "reid"):  # dlib units and its 0.6 threshold: not this distance
@@ -392,7 +403,7 @@ def landmark_scores(
     row["identity_distance"] = row["reidentified"] = float("nan")
     hits = rank1_hits(distance_matrix(probes, gallery)).astype(np.float64)
     per_image["rank1_hit"][torch.from_numpy(kept)] = torch.from_numpy(hits)
-    return row, per_image
+    return row, per_image, choice
 
 
 def _blind_psf(camera: Camera, own: torch.Tensor, own_originals: torch.Tensor, settings: AttackSettings):
@@ -537,9 +548,11 @@ def attack_lens(
         )
     if landmarks is not None and settings.runs("landmarks") and hasattr(identity, "landmarks"):
         say(f"{name}: U's landmarks on the captures against the photos' landmarks")
-        scores["landmarks"], per_image["landmarks"] = landmark_scores(
+        scores["landmarks"], per_image["landmarks"], choice = landmark_scores(
             identity, landmarks, evaluation_images, captures, own, own_captures
         )
+        if choice is not None:
+            choices["landmarks"] = choice
     return LensAttackResult(name, recovered, choices, scores, per_image)
 
 
