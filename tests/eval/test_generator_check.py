@@ -46,10 +46,14 @@ def test_a_copy_of_the_source_fails_identity_and_a_random_generator_fails_detect
     assert copy.n_pairs >= 1 and copy.identity == 0.0 and copy.identity_mean < 1e-6
     assert copy.geometry == 0.0 and copy.reference_l1 == 0.0 and copy.passes()["identity"] is False
     assert copy.rank1 == 1.0  # each output is nearest to its own source
+    assert copy.rank1_landmarks in (None, 1.0)  # its landmarks too (None with one pair)
     from privlens.eval.generator import score_outputs
 
     swapped = score_outputs(faces, faces[[1, 2, 0]], faces[[2, 0, 1]], 3)  # another person's face
     assert swapped.n_pairs == 3 and swapped.rank1 == 0.0
+    assert swapped.rank1_landmarks == 0.0  # another photo's pose too
+    same_pose = score_outputs(faces, faces, faces[[2, 0, 1]], 3)
+    assert same_pose.rank1_landmarks == 1.0 and "pick out the photo" in render_check(same_pose)
     assert swapped.impostor_mean < swapped.identity_mean  # nearest to the person it shows
     assert "nearest of the 3 sources" in render_check(swapped)
     torch.manual_seed(0)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from privlens.eval.heatmap import inter_ocular_nme
+from privlens.eval.shape_identity import landmark_rank1_hits
 from privlens.nets import reads_warps
 
 SAME_PERSON = 0.6  # dlib's usual threshold on its identity distance
@@ -60,6 +61,9 @@ class GeneratorCheck:
     # close to everyone (a generic face), which the distance alone cannot
     rank1: float | None = None
     impostor_mean: float | None = None  # mean distance from each output to the other sources
+    # of those pairs, the fraction whose output's dlib landmarks are nearest (shape space) to its
+    # own source's among all of them: the pose and expression the output keeps pick out the photo
+    rank1_landmarks: float | None = None
 
     @property
     def geometry(self) -> float | None:
@@ -323,7 +327,7 @@ def score_outputs(
     both = [
         i for i in range(len(sources)) if source_sides[i][0] is not None and output_sides[i][0] is not None
     ]
-    identity = identity_mean = nme_output = nme_mean = rank1 = impostor_mean = None
+    identity = identity_mean = nme_output = nme_mean = rank1 = impostor_mean = rank1_landmarks = None
     notes = []
     if both:
         distances = np.array([np.linalg.norm(source_sides[i][1] - output_sides[i][1]) for i in both])
@@ -338,6 +342,8 @@ def score_outputs(
         predicted = np.stack([output_sides[i][0] for i in both])
         nme_output = float(inter_ocular_nme(predicted, truth).mean())
         nme_mean = float(inter_ocular_nme(truth.mean(axis=0), truth).mean())
+        if len(both) >= 2:
+            rank1_landmarks = float(landmark_rank1_hits(predicted, truth).mean())
     else:
         notes.append(
             "dlib found no source/output pair with a face in both: identity and geometry not computed"
@@ -358,6 +364,7 @@ def score_outputs(
         notes=notes,
         rank1=rank1,
         impostor_mean=impostor_mean,
+        rank1_landmarks=rank1_landmarks,
     )
 
 
@@ -398,6 +405,12 @@ def render_check(check: GeneratorCheck, fmt: str = "md", painter: str = "Stage I
             f"\n- not a target: the output's own source is the nearest of the {check.n_pairs} sources for "
             f"{check.rank1:.3f} of them (chance {1 / check.n_pairs:.3f}); mean distance to the other "
             f"sources {cell(check.impostor_mean)}"
+        )
+    if check.rank1_landmarks is not None:
+        lines.append(
+            f"\n- not a target: the output's dlib landmarks lie nearest (shape space) to its own source's "
+            f"for {check.rank1_landmarks:.3f} of the {check.n_pairs} (chance {1 / check.n_pairs:.3f}): the "
+            "pose and expression kept pick out the photo"
         )
     lines += [f"\n- {note}" for note in check.notes]
     return "\n".join(lines) + "\n"
