@@ -288,3 +288,60 @@ def test_attack_with_u_s_landmarks(tmp_path):
         bad = invoke(*args, "--out", tmp_path / "refused")
         assert bad.exit_code == 2 and message in bad.output, (message, bad.output)
         assert not (tmp_path / "refused").exists()
+
+
+def test_attack_against_a_gallery_of_other_photos(tmp_path):
+    """--gallery: identify each capture among other photos of the evaluated people (one subfolder
+    per person); chance is one over the people, and bad layouts are refused before anything runs."""
+    import torch
+    import torch.nn.functional as F
+
+    from privlens.attacks.job import embedded_faces
+    from privlens.data.images import save_image
+
+    everyone = embedded_faces(64)
+    faces = everyone[:6]
+    zoomed = F.interpolate(faces[:, :, 3:-3, 3:-3], size=(64, 64), mode="bicubic").clamp(0, 1)
+    data, gallery = tmp_path / "data", tmp_path / "gallery"
+    for k in range(6):
+        save_image(faces[k], data / f"person{k}" / "capture.png")
+        save_image(zoomed[k], gallery / f"person{k}" / "enrolment.png")
+    save_image(torch.rand(3, 64, 64), gallery / "stranger" / "enrolment.png")  # a 7th person
+    attacker = tmp_path / "attacker"
+    for k in range(20, 32):
+        save_image(everyone[k], attacker / f"{k}.png")
+    common = ["attack", "--no-presets", "--lens", "open", "--data", data, "--evaluation-count", "6"]
+    common += ["--inversion-steps", "0", "--only", "wiener", "--no-sensor-noise", "--attacker-data", attacker]
+    out = tmp_path / "out"
+    result = invoke(*common, "--gallery", gallery, "--out", out)
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "attacks.json").read_text())
+    assert "other photos of 7 people" in payload["protocol"]["gallery"]
+    capture = next(r for r in payload["rows"] if r["attack"] == "none")
+    assert capture["faces"] >= 4 and capture["rank1"] >= 0.75  # the open lens: the same person
+    assert capture["chance_rank1"] < 1 / capture["faces"] + 1e-9  # over people with a dlib face
+    flat = tmp_path / "flat"
+    save_image(faces[0], flat / "a.png")
+    save_image(faces[1], flat / "b.png")
+    stranger_only = tmp_path / "stranger_only"
+    save_image(zoomed[0], stranger_only / "person0" / "enrolment.png")
+    same_photo = tmp_path / "same_photo"
+    for k in range(6):
+        save_image(faces[k], same_photo / f"person{k}" / "enrolment.png")
+    refused = {
+        "one subfolder per person": [
+            *common[:5],
+            flat,
+            "--evaluation-count",
+            "1",
+            *common[8:],
+            "--gallery",
+            gallery,
+        ],
+        "without a gallery photo": [*common, "--gallery", stranger_only],
+        "other photos of the same people": [*common, "--gallery", same_photo],
+        "needs --data": ["attack", "--no-presets", "--lens", "open", "--gallery", gallery],
+    }
+    for message, args in refused.items():
+        bad = invoke(*args, "--out", tmp_path / "refused")
+        assert bad.exit_code == 2 and message in bad.output, (message, bad.output)

@@ -427,3 +427,31 @@ def test_landmark_attack_joins_the_suite_with_dlib_landmarks(faces):
         landmarks=lambda x: np.stack([mean_face] * len(x)),
     )
     assert constant.scores["landmarks"]["rank1"] * constant.scores["landmarks"]["faces"] <= 1
+
+
+def test_landmark_attack_against_other_photos_of_the_same_people():
+    """Each person's gallery photo has another pose: U's landmarks, which single out the captured
+    photo itself, no longer point to the person (rank-1 far below the same-photo 1.0)."""
+    import numpy as np
+
+    from privlens.attacks.suite import EnrolledGallery, landmark_scores
+
+    rng = np.random.default_rng(2)
+    template = rng.uniform(10, 54, (68, 2))
+    shapes = template + rng.normal(0, 2.0, (60, 68, 2))  # 0-19 evaluated, 20-59 attacker's own
+    other_pose = template + rng.normal(0, 2.0, (20, 68, 2))  # the same 20 people, other photos
+    identity = _IndexedLandmarks(np.concatenate([shapes, other_pose]))
+    evaluated, own, photos = _indexed_images(0, 20), _indexed_images(20, 40), _indexed_images(60, 20)
+
+    def reader(images):
+        return np.stack([shapes[k] for k in images[:, 0, 0, 0].long().tolist()]) + 0.05
+
+    people = [f"p{k}" for k in range(20)]
+    same, _, _ = landmark_scores(identity, reader, evaluated, evaluated, own, own)
+    enrolled = EnrolledGallery(photos, people, people)
+    other, per_image, _ = landmark_scores(identity, reader, evaluated, evaluated, own, own, enrolled)
+    assert same["rank1"] == 1.0 and other["chance_rank1"] == pytest.approx(1 / 20)
+    assert other["rank1"] <= 0.3 and other["faces"] == 20
+    assert float(per_image["rank1_hit"].mean()) == pytest.approx(other["rank1"])
+    with pytest.raises(ValueError, match="without a gallery photo: p5"):
+        EnrolledGallery(photos[:5], people[:5], people[:6])

@@ -70,3 +70,40 @@ def test_bootstrap_interval_covers_the_mean_and_shrinks_with_n(rng):
     assert lo_s <= small.mean() <= hi_s and lo_l <= large.mean() <= hi_l
     assert hi_l - lo_l < (hi_s - lo_s) / 4
     assert bootstrap_ci(small) == bootstrap_ci(small)  # seeded
+
+
+def test_gallery_figures_identify_people_by_their_nearest_photo():
+    """Three people with two gallery photos each (1-d embeddings): a probe counts as identified
+    when a photo of its own person is strictly nearest; chance is one over the people."""
+    from privlens.eval.recognition import gallery_figures, identity_distances
+
+    gallery = np.array([[0.0], [10.0], [3.0], [4.0], [7.0], [20.0]])
+    labels = ["ann", "ann", "bob", "bob", "cid", "cid"]
+    probes = np.array([[9.0], [3.2], [6.0], [21.0]])  # ann (near her 10), bob, bob (nearer cid), cid
+    distances, people = identity_distances(probes, gallery, labels)
+    assert people == ["ann", "bob", "cid"]
+    assert distances[0].tolist() == [1.0, 5.0, 2.0]  # the nearest photo of each person
+    calibration = np.arange(6.0)[:, None]
+    result = gallery_figures(
+        probes, ["ann", "bob", "bob", "cid"], gallery, labels, calibration, calibration + 0.5
+    )
+    assert result.hits.tolist() == [True, True, False, True]
+    assert result.rank1.value == 0.75 and result.chance == pytest.approx(1 / 3) and result.n == 4
+    assert result.genuine.tolist() == pytest.approx([1.0, 0.2, 2.0, 1.0])
+    with pytest.raises(ValueError, match="without a gallery photo: dan"):
+        gallery_figures(probes[:1], ["dan"], gallery, labels, calibration, calibration)
+    with pytest.raises(ValueError, match="at least 2 identities"):
+        gallery_figures(probes[:1], ["ann"], gallery[:2], labels[:2], calibration, calibration)
+
+
+def test_same_photo_recognition_is_the_gallery_case_with_one_photo_each():
+    rng = np.random.default_rng(3)
+    gallery, probes = rng.normal(size=(8, 4)), rng.normal(size=(8, 4))
+    calibration = rng.normal(size=(6, 4))
+    from privlens.eval.recognition import gallery_figures
+
+    same = recognition_figures(gallery, probes, calibration, calibration + 0.1)
+    labels = list("abcdefgh")
+    by_people = gallery_figures(probes, labels, gallery, labels, calibration, calibration + 0.1)
+    assert same.row() == by_people.row()
+    assert same.hits.tolist() == rank1_hits(distance_matrix(probes, gallery)).tolist()

@@ -59,6 +59,11 @@ class OriginalBoxIdentity:
         empty = np.zeros((0, 128))
         return (np.stack(gallery) if gallery else empty, np.stack(probes) if probes else empty, kept)
 
+    def embeddings(self, photos: torch.Tensor) -> list[np.ndarray | None]:
+        """dlib's 128-d embedding of each photo's own face (``None`` where dlib finds none)."""
+        self._prepare(photos)
+        return list(self._embeddings)
+
     def landmarks(self, originals: torch.Tensor) -> list[np.ndarray | None]:
         """dlib's 68 points ``[68, 2]`` of each original, found in its dlib box at ``embed_px`` and
         scaled to the pixels of ``originals``; ``None`` where dlib finds no face."""

@@ -13,10 +13,12 @@ import torch.nn.functional as F
 from privlens.attacks.suite import (
     SAME_PERSON_THRESHOLD,
     AttackSettings,
+    EnrolledGallery,
     IdentityDistance,
     LandmarkReader,
     LensAttackResult,
     attack_lens,
+    check_disjoint,
 )
 from privlens.data.images import ImageFileError, iter_images, list_images
 from privlens.files import atomic_write_text
@@ -187,6 +189,7 @@ def run_attack_job(
     names: Sequence[str] | None = None,
     landmarks: LandmarkReader | None = None,
     landmarks_source: str = "",
+    gallery: EnrolledGallery | None = None,
 ) -> AttackReport:
     """Attack every lens; write ``attacks.{md,csv,json}``, ``faces.csv`` (:func:`face_rows`) and
     ``attack_<lens>.png`` to ``out_dir``.
@@ -196,7 +199,9 @@ def run_attack_job(
     not be among the attacker's); without it the rest of ``faces`` belongs to the attacker.
     ``names``: one per face in ``faces`` (default ``face_0000``, ...), for ``faces.csv``.
     ``landmarks``: U for the ``landmarks`` attack on every lens (``landmarks_source`` names it in
-    the protocol); it must not have trained on the evaluated faces.
+    the protocol); it must not have trained on the evaluated faces. ``gallery``: other photos of
+    the evaluated people to identify against (its ``evaluated_labels`` name the people of the
+    first ``evaluation_count`` faces); it must not hold an evaluated photo.
     """
     out_dir = Path(out_dir)
     if names is None:
@@ -208,6 +213,17 @@ def run_attack_job(
     else:
         evaluation = faces[:evaluation_count]
     evaluated_names = list(names[: evaluation.shape[0]])
+    if gallery is not None:
+        if len(gallery.evaluated_labels) != evaluation.shape[0]:
+            raise ValueError(
+                f"{len(gallery.evaluated_labels)} people named for {evaluation.shape[0]} evaluated faces"
+            )
+        check_disjoint(
+            gallery.photos,
+            evaluation,
+            others="the gallery's photos",
+            advice="the gallery must hold other photos of the same people",
+        )
     size = faces.shape[-1]
     rows, figures, per_face = [], [], []
     choices, noise = {}, {}
@@ -215,7 +231,9 @@ def run_attack_job(
         lenses = {(lens if lens in DEFAULT_LENSES else Path(lens).stem): lens for lens in lenses}
     for name, lens in lenses.items():
         camera = make_camera(lens, size)
-        result = attack_lens(name, camera, attacker, evaluation, settings, identity, progress, landmarks)
+        result = attack_lens(
+            name, camera, attacker, evaluation, settings, identity, progress, landmarks, gallery
+        )
         noise[name] = settings.noise.describe(camera)
         rows.extend(result_rows(result))
         per_face.extend(face_rows(result, evaluated_names))
@@ -242,7 +260,14 @@ def run_attack_job(
             "attacker_validation_fraction": settings.validation_fraction,
             "seed": settings.seed,
             "attacks": list(settings.attacks) if settings.attacks is not None else "all",
-            "rank1_chance": 1 / int(evaluation.shape[0]),
+            "rank1_chance": 1
+            / (len(set(gallery.labels)) if gallery is not None else int(evaluation.shape[0])),
+            "gallery": (
+                f"{len(gallery.photos)} other photos of {len(set(gallery.labels))} people: rank-1 = a "
+                "photo of the evaluated face's own person is nearest (chance 1 / people with a dlib face)"
+                if gallery is not None
+                else "the evaluated photos themselves (rank-1 = the recovery is nearest to its own photo)"
+            ),
             "note": "faces = evaluated faces with a dlib face in the original (N of every figure); "
             "*_lo/*_hi = bootstrap 95 % interval; TAR threshold from the attacker's own faces",
             "same_person_threshold": SAME_PERSON_THRESHOLD,

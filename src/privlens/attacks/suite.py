@@ -61,7 +61,7 @@ from privlens.attacks.inversion import (
 )
 from privlens.attacks.wiener_bound import cross_spectrum, otf, wiener_restore
 from privlens.eval.quality import psnr
-from privlens.eval.recognition import distance_matrix, rank1_hits, recognition_figures
+from privlens.eval.recognition import gallery_figures
 from privlens.eval.restoration import ssim
 from privlens.eval.shape_identity import choose_expansion, expand_from_mean, shape_embeddings
 from privlens.optics.camera import Camera
@@ -165,6 +165,28 @@ class Choice:
 
 
 @dataclass
+class EnrolledGallery:
+    """Other photos of the evaluated people, to identify against instead of the captured photos
+    themselves: ``photos`` ``[M, 3, S, S]`` with the person each shows (``labels``), and
+    ``evaluated_labels``, the person of each evaluated face. Rank-1 then asks whether a recovery
+    is nearest to a photo of its own person (chance ``1 / K`` for K people); pose and expression
+    of the captured photo no longer help."""
+
+    photos: torch.Tensor
+    labels: list[str]
+    evaluated_labels: list[str]
+
+    def __post_init__(self) -> None:
+        if len(self.labels) != len(self.photos):
+            raise ValueError(f"{len(self.labels)} labels for {len(self.photos)} gallery photos")
+        missing = sorted(set(self.evaluated_labels) - set(self.labels))
+        if missing:
+            raise ValueError(f"evaluated people without a gallery photo: {', '.join(missing)}")
+        if len(set(self.labels)) < 2:
+            raise ValueError("the gallery needs photos of at least 2 people")
+
+
+@dataclass
 class LensAttackResult:
     """Recovered evaluation images per attack, the attacker's choices and the scores."""
 
@@ -175,8 +197,15 @@ class LensAttackResult:
     per_image: dict[str, dict[str, torch.Tensor]]
 
 
-def check_disjoint(attacker: torch.Tensor, evaluated: torch.Tensor, tolerance: float = 2 / 255) -> None:
-    """Raise ``ValueError`` if an evaluated face is also one of the attacker's (or its mirror).
+def check_disjoint(
+    attacker: torch.Tensor,
+    evaluated: torch.Tensor,
+    tolerance: float = 2 / 255,
+    others: str = "the attacker's faces",
+    advice: str = "the attacker must train on other faces",
+) -> None:
+    """Raise ``ValueError`` if an evaluated face is also one of the attacker's (or its mirror);
+    ``others`` and ``advice`` word the error for another set (e.g. a gallery).
 
     Faces are compared at 32 px (area), so the same photo at another size is caught too; two
     faces are "the same" when their mean absolute difference is below ``tolerance``.
@@ -193,8 +222,7 @@ def check_disjoint(attacker: torch.Tensor, evaluated: torch.Tensor, tolerance: f
         if shared.any():
             index = int(shared.nonzero()[0])
             raise ValueError(
-                f"evaluated face {index} is also among the attacker's faces"
-                f"{' (mirrored)' if mirrored else ''}: the attacker must train on other faces"
+                f"evaluated face {index} is also among {others}{' (mirrored)' if mirrored else ''}: {advice}"
             )
 
 
@@ -307,26 +335,42 @@ def bicubic_from_large_pixels(captures: torch.Tensor, lowres_size: int) -> torch
 
 
 def _identity_scores(
-    identity, evaluated, recovered, own, own_recovered
+    identity, evaluated, recovered, own, own_recovered, gallery: EnrolledGallery | None = None
 ) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Recognition figures, per-image distances and per-image rank-1 hits (1.0 when the recovery's
-    nearest gallery original is its own, against the gallery of every evaluated face with a dlib
-    face; NaN where dlib finds no face in the original, or with fewer than two such faces)."""
-    gallery, probes, kept = identity.pair_embeddings(evaluated, recovered)
+    nearest gallery entry is its own: the original, or with ``gallery`` a photo of its own person),
+    over the evaluated faces with a dlib face; NaN where dlib finds no face in the original, or
+    when fewer than two such faces (or gallery people with a dlib face) are left."""
+    originals, probes, kept = identity.pair_embeddings(evaluated, recovered)
     distance = torch.full((evaluated.shape[0],), float("nan"), dtype=torch.float64)
-    distance[torch.from_numpy(kept)] = torch.from_numpy(np.linalg.norm(probes - gallery, axis=1))
     hits = torch.full_like(distance, float("nan"))
-    if gallery.shape[0] >= 2:
-        found = rank1_hits(distance_matrix(probes, gallery)).astype(np.float64)
-        hits[torch.from_numpy(kept)] = torch.from_numpy(found)
-    row: dict[str, float] = {"faces": int(gallery.shape[0]), "measured_faces": int(gallery.shape[0])}
+    row: dict[str, float] = {"faces": int(kept.sum()), "measured_faces": int(kept.sum())}
+    if gallery is None:
+        distance[torch.from_numpy(kept)] = torch.from_numpy(np.linalg.norm(probes - originals, axis=1))
+        entries, entry_labels = originals, list(range(len(originals)))
+        probe_labels = entry_labels
+    else:
+        photos = identity.embeddings(gallery.photos)
+        entry_labels = [label for e, label in zip(photos, gallery.labels, strict=True) if e is not None]
+        entries = np.stack([e for e in photos if e is not None]) if entry_labels else np.zeros((0, 128))
+        probe_labels = [label for label, ok in zip(gallery.evaluated_labels, kept, strict=True) if ok]
+        if not set(probe_labels) <= set(entry_labels):
+            return row, distance, hits  # a person without a gallery photo dlib reads: not measurable
     cal_gallery, cal_probes, _ = identity.pair_embeddings(own, own_recovered)
-    if gallery.shape[0] >= 2 and cal_gallery.shape[0] >= 2:
-        figures = recognition_figures(
-            gallery, probes, cal_gallery, cal_probes, same_person=SAME_PERSON_THRESHOLD
+    if len(probe_labels) >= 2 and len(set(entry_labels)) >= 2 and cal_gallery.shape[0] >= 2:
+        figures = gallery_figures(
+            probes,
+            probe_labels,
+            entries,
+            entry_labels,
+            cal_gallery,
+            cal_probes,
+            same_person=SAME_PERSON_THRESHOLD,
         )
         row.update(figures.row())
         row["identity_distance"], row["reidentified"] = row["id_distance"], row["reid"]
+        hits[torch.from_numpy(kept)] = torch.from_numpy(figures.hits.astype(np.float64))
+        distance[torch.from_numpy(kept)] = torch.from_numpy(figures.genuine)
     return row, distance, hits
 
 
@@ -336,18 +380,19 @@ def score(
     identity=None,
     own: torch.Tensor | None = None,
     own_recovered: torch.Tensor | None = None,
+    gallery: EnrolledGallery | None = None,
 ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """PSNR, SSIM and (with ``identity``) the recognition figures of one attack, plus per-image
     PSNR/SSIM/identity distance (and, with ``own``, ``rank1_hit``). ``own``/``own_recovered``: the
     attacker's validation faces and their recoveries, for the verification threshold (without them
-    only distances are given)."""
+    only distances are given). ``gallery``: identify against other photos of each person."""
     per_image = {"psnr": psnr(recovered, originals).double(), "ssim": ssim(recovered, originals)}
     summary = {name: float(values.mean()) for name, values in per_image.items()}
     if identity is None:
         return summary, per_image
     if own is not None and own_recovered is not None and hasattr(identity, "pair_embeddings"):
         row, distance, per_image["rank1_hit"] = _identity_scores(
-            identity, originals, recovered, own, own_recovered
+            identity, originals, recovered, own, own_recovered, gallery
         )
         summary.update(row)
     else:
@@ -369,22 +414,35 @@ def landmark_scores(
     captures: torch.Tensor,
     own: torch.Tensor,
     own_captures: torch.Tensor,
+    gallery: EnrolledGallery | None = None,
 ) -> tuple[dict[str, float], dict[str, torch.Tensor], Choice | None]:
     """The ``landmarks`` attack's row, per-image values and choice: U's landmarks on the captures,
     pushed from (or towards) their mean shape by the ``alpha`` that ranks the attacker's ``own``
     faces best (:func:`privlens.eval.shape_identity.choose_expansion`), matched in shape space
-    against dlib's on the originals; rank-1 and TAR@FAR over the evaluated faces with a dlib face
-    (thresholds from the attacker's own faces). PSNR, SSIM, identity distance and
-    re-identification are not measured (NaN). No choice when fewer than two faces have landmarks."""
+    against dlib's landmarks on the originals (or, with ``gallery``, on the gallery's photos of
+    each person); rank-1 and TAR@FAR over the evaluated faces with a dlib face (thresholds from
+    the attacker's own faces). PSNR, SSIM, identity distance and re-identification are not
+    measured (NaN). No choice when too few faces have landmarks."""
     nan = torch.full((evaluated.shape[0],), float("nan"), dtype=torch.float64)
     per_image = {"psnr": nan.clone(), "ssim": nan.clone(), "rank1_hit": nan.clone()}
     truth = identity.landmarks(evaluated)
     kept = np.array([points is not None for points in truth])
     row: dict[str, float] = {"faces": int(kept.sum()), "measured_faces": int(kept.sum())}
     row.update({"psnr": float("nan"), "ssim": float("nan")})
+    if gallery is None:
+        entries = [points for points in truth if points is not None]
+        entry_labels = probe_labels = list(range(len(entries)))
+    else:
+        photos = identity.landmarks(gallery.photos)
+        entries = [points for points in photos if points is not None]
+        entry_labels = [
+            label for points, label in zip(photos, gallery.labels, strict=True) if points is not None
+        ]
+        probe_labels = [label for label, ok in zip(gallery.evaluated_labels, kept, strict=True) if ok]
     own_truth = identity.landmarks(own)
     own_kept = np.array([points is not None for points in own_truth])
-    if kept.sum() < 2 or own_kept.sum() < 2:
+    measurable = set(probe_labels) <= set(entry_labels) and len(set(entry_labels)) >= 2
+    if len(probe_labels) < 2 or own_kept.sum() < 2 or not measurable:
         return row, per_image, None
     own_gallery_points = np.stack([p for p in own_truth if p is not None])
     own_predicted = np.asarray(read_landmarks(own_captures), np.float64)[own_kept]
@@ -393,16 +451,15 @@ def landmark_scores(
         alpha, table, "alpha: U's landmarks pushed from their mean shape (mean genuine rank, own faces)"
     )
     predicted = expand_from_mean(np.asarray(read_landmarks(captures), np.float64)[kept], alpha)
-    probes, gallery = shape_embeddings(predicted, np.stack([p for p in truth if p is not None]))
+    probes, entry_vectors = shape_embeddings(predicted, np.stack(entries))
     own_probes, own_gallery = shape_embeddings(expand_from_mean(own_predicted, alpha), own_gallery_points)
-    figures = recognition_figures(gallery, probes, own_gallery, own_probes)
+    figures = gallery_figures(probes, probe_labels, entry_vectors, entry_labels, own_gallery, own_probes)
     row.update(figures.row())
     for key in ("id_distance", "reid"):  # dlib units and its 0.6 threshold: not this distance
         for suffix in ("", "_lo", "_hi"):
             row[key + suffix] = float("nan")
     row["identity_distance"] = row["reidentified"] = float("nan")
-    hits = rank1_hits(distance_matrix(probes, gallery)).astype(np.float64)
-    per_image["rank1_hit"][torch.from_numpy(kept)] = torch.from_numpy(hits)
+    per_image["rank1_hit"][torch.from_numpy(kept)] = torch.from_numpy(figures.hits.astype(np.float64))
     return row, per_image, choice
 
 
@@ -441,9 +498,11 @@ def attack_lens(
     identity=None,
     progress: Callable[[str], None] | None = None,
     landmarks: LandmarkReader | None = None,
+    gallery: EnrolledGallery | None = None,
 ) -> LensAttackResult:
     """Every attack against ``camera``; see the module docstring for the protocol (``landmarks``:
-    U for the ``landmarks`` attack, which needs the dlib ``identity``)."""
+    U for the ``landmarks`` attack, which needs the dlib ``identity``; ``gallery``: identify
+    against other photos of the evaluated people instead of their captured photos)."""
     settings = settings or AttackSettings()
     say = progress or (lambda message: None)
     check_disjoint(attacker_images, evaluation_images)
@@ -544,12 +603,12 @@ def attack_lens(
             own_recovered = recover(own_captures)
         say(f"{name}: scoring {attack}")
         scores[attack], per_image[attack] = score(
-            recovered[attack], evaluation_images, identity, own, own_recovered
+            recovered[attack], evaluation_images, identity, own, own_recovered, gallery
         )
     if landmarks is not None and settings.runs("landmarks") and hasattr(identity, "landmarks"):
         say(f"{name}: U's landmarks on the captures against the photos' landmarks")
         scores["landmarks"], per_image["landmarks"], choice = landmark_scores(
-            identity, landmarks, evaluation_images, captures, own, own_captures
+            identity, landmarks, evaluation_images, captures, own, own_captures, gallery
         )
         if choice is not None:
             choices["landmarks"] = choice

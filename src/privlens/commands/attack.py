@@ -66,6 +66,13 @@ def attack(
         "heatmap-stop-video) reads 68 landmarks on each capture, matched in shape space against the "
         "photos' own. Give a U that never trained on the evaluated faces.",
     ),
+    gallery: Path | None = typer.Option(
+        None,
+        "--gallery",
+        help="Identify against other photos of the evaluated people instead of their captured photos: "
+        "a folder with one subfolder per person (GALLERY/PERSON/*.png); --data must then hold one "
+        "subfolder per person too, named alike.",
+    ),
     seed: int = typer.Option(
         0,
         help="Seed of the attacker: the split of its faces, every noise draw (the evaluated captures' "
@@ -105,6 +112,8 @@ def attack(
         fail("--only landmarks needs --landmarks U (the network that reads the captures' landmarks)")
     if landmarks is not None and not identity:
         fail("--landmarks needs dlib (the photos' landmarks): drop --no-identity")
+    if gallery is not None and (data is None or not identity):
+        fail("--gallery needs --data (one subfolder per person) and dlib identity (drop --no-identity)")
     from privlens.optics.config import CameraConfig
 
     try:
@@ -116,7 +125,7 @@ def attack(
     from privlens.outputs import check_output_dir, check_size
 
     check_size(size)
-    check_output_dir(out, [folder for folder in (data, attacker_data) if folder is not None])
+    check_output_dir(out, [folder for folder in (data, attacker_data, gallery) if folder is not None])
     try:
         if data is None:
             faces, skipped_files, names = embedded_faces(size), [], None
@@ -130,6 +139,14 @@ def attack(
             own = embedded_faces(size)
     except ImageFileError as error:
         fail(str(error))
+    enrolled = None
+    if gallery is not None:
+        try:
+            photos, gallery_skipped, gallery_names = load_face_folder(gallery, size)
+        except ImageFileError as error:
+            fail(f"--gallery: {error}")
+        skipped_files += gallery_skipped
+        enrolled = _enrolled(photos, gallery_names, names, evaluation_count)
     for path, reason in skipped_files:
         skipped(path, reason)
     inversion = full_inversion(inversion_steps, inversion_width, seed) if inversion_steps else None
@@ -156,6 +173,7 @@ def attack(
                 names=names,
                 landmarks=read_landmarks,
                 landmarks_source=landmarks or "",
+                gallery=enrolled,
             )
     except (ValueError, LensFileError) as error:
         fail(str(error))
@@ -178,3 +196,24 @@ def _landmark_reader(landmarks: str, size: int):
     if model.image_size not in (None, size):
         fail(f"--landmarks: U was trained at {model.image_size} px, the attack runs at --size {size}")
     return lambda images: predict_landmarks(model.net, images)
+
+
+def _person(name: str, option: str) -> str:
+    """The person a face file shows: the first folder of its path below the folder given."""
+    if "/" not in name:
+        fail(f"with --gallery, {option} must hold one subfolder per person; {name!r} is not in one")
+    return name.split("/", 1)[0]
+
+
+def _enrolled(photos, gallery_names: list[str], names: list[str], evaluation_count: int):
+    """The :class:`EnrolledGallery` of ``--gallery`` for the first ``evaluation_count`` faces."""
+    from privlens.attacks.suite import EnrolledGallery
+
+    try:
+        return EnrolledGallery(
+            photos,
+            [_person(name, "--gallery") for name in gallery_names],
+            [_person(name, "--data") for name in names[:evaluation_count]],
+        )
+    except ValueError as error:
+        fail(f"--gallery: {error}")

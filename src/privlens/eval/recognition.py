@@ -110,6 +110,8 @@ class RecognitionResult:
     impostor_pairs: int
     identity_distance: Figure
     reidentified: Figure
+    hits: np.ndarray | None = None  # per probe: its own identity is nearest (rank-1)
+    genuine: np.ndarray | None = None  # per probe: its distance to its own identity
 
     def row(self) -> dict[str, float | int]:
         """Flat table columns: value, CI bounds and N of every figure."""
@@ -141,18 +143,70 @@ def recognition_figures(
     gallery, probes = np.asarray(gallery, np.float64), np.asarray(probes, np.float64)
     if gallery.shape != probes.shape or gallery.shape[0] < 2:
         raise ValueError(f"need matching [N >= 2, D] gallery and probes, got {gallery.shape}, {probes.shape}")
-    distances = distance_matrix(probes, gallery)
-    genuine = np.diagonal(distances)
+    labels = np.arange(gallery.shape[0])
+    return gallery_figures(
+        probes, labels, gallery, labels, calibration_gallery, calibration_probes, fars, same_person, seed
+    )
+
+
+def identity_distances(
+    probes: np.ndarray, gallery: np.ndarray, gallery_labels: Sequence
+) -> tuple[np.ndarray, list]:
+    """``([N, K] distances, the K identities)``: each probe's distance to each identity of the
+    gallery, the nearest of that identity's photos (``gallery`` ``[M, D]``, one label per row;
+    identities in order of first appearance)."""
+    gallery = np.asarray(gallery, np.float64)
+    if len(gallery_labels) != gallery.shape[0]:
+        raise ValueError(f"{len(gallery_labels)} labels for {gallery.shape[0]} gallery photos")
+    identities = list(dict.fromkeys(gallery_labels))
+    photos = distance_matrix(probes, gallery)
+    labels = np.asarray(gallery_labels, dtype=object)
+    return np.stack([photos[:, labels == k].min(axis=1) for k in identities], axis=1), identities
+
+
+def gallery_figures(
+    probes: np.ndarray,
+    probe_labels: Sequence,
+    gallery: np.ndarray,
+    gallery_labels: Sequence,
+    calibration_gallery: np.ndarray,
+    calibration_probes: np.ndarray,
+    fars: Sequence[float] = FARS,
+    same_person: float = 0.6,
+    seed: int = 0,
+) -> RecognitionResult:
+    """:func:`recognition_figures` against a gallery of identities: ``gallery`` ``[M, D]`` holds
+    one or more photos per identity (``gallery_labels``), probe ``i`` shows ``probe_labels[i]``,
+    which must be in the gallery. A probe's distance to an identity is that to its nearest photo;
+    rank-1 = the probe's own identity is strictly nearest (chance ``1 / K`` for K identities); the
+    genuine distance (TAR, mean distance, re-identified) is that to its own identity. ``hits`` of
+    the result holds the per-probe rank-1 outcome."""
+    probes = np.asarray(probes, np.float64)
+    if len(probe_labels) != probes.shape[0]:
+        raise ValueError(f"{len(probe_labels)} labels for {probes.shape[0]} probes")
+    distances, identities = identity_distances(probes, gallery, gallery_labels)
+    if len(identities) < 2:
+        raise ValueError(f"need a gallery of at least 2 identities, got {len(identities)}")
+    missing = sorted({str(label) for label in probe_labels} - {str(k) for k in identities})
+    if missing:
+        raise ValueError(f"evaluated identities without a gallery photo: {', '.join(missing)}")
+    own = np.array([identities.index(label) for label in probe_labels])
+    rows = np.arange(probes.shape[0])
+    genuine = distances[rows, own]
+    others = distances.copy()
+    others[rows, own] = np.inf
+    hits = genuine < others.min(axis=1)
     impostors = impostor_distances(distance_matrix(calibration_probes, calibration_gallery))
     thresholds = {far: threshold_at_far(impostors, far) for far in fars}
-    n = gallery.shape[0]
     return RecognitionResult(
-        n=n,
-        chance=1.0 / n,
-        rank1=Figure.of(rank1_hits(distances), seed),
+        n=probes.shape[0],
+        chance=1.0 / len(identities),
+        rank1=Figure.of(hits, seed),
         tar={far: Figure.of(genuine < t, seed) for far, t in thresholds.items()},
         thresholds=thresholds,
         impostor_pairs=int(impostors.size),
         identity_distance=Figure.of(genuine, seed),
         reidentified=Figure.of(genuine < same_person, seed),
+        hits=hits,
+        genuine=genuine,
     )
