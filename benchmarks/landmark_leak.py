@@ -24,9 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from privlens.eval.heatmap import inter_ocular_nme, predict_landmarks, u_inputs
-from privlens.eval.recognition import bootstrap_ci
-from privlens.eval.shape_identity import landmark_rank1_hits
+from privlens.eval.heatmap import inter_ocular_nme, landmark_leak, predict_landmarks, u_inputs
 from privlens.models import load_heatmap_model, shipped_path
 from privlens.optics.presets import make_camera
 from privlens.train.data import LandmarkFaces
@@ -44,8 +42,8 @@ ALPHAS = (2.0, 1.5, 1.2, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.0)
 def leak(predicted: list[np.ndarray], truth: np.ndarray) -> tuple[float, float, float, float]:
     """(NME, rank-1, its interval) of landmark draws against the photos' dlib landmarks."""
     nme = float(np.mean([inter_ocular_nme(points, truth).mean() for points in predicted]))
-    per_face = np.mean([landmark_rank1_hits(points, truth) for points in predicted], axis=0)
-    return (nme, float(per_face.mean()), *bootstrap_ci(per_face))
+    rank1 = landmark_leak(predicted, truth)
+    return nme, rank1["landmark_rank1"], rank1["landmark_rank1_lo"], rank1["landmark_rank1_hi"]
 
 
 def main() -> None:

@@ -174,7 +174,7 @@ def evaluate_heatmap(
     scale = max(spread(truth), 1e-9)
     for name, draws in conditions:
         predicted = [predict_landmarks(net, inputs, batch_size) for inputs in draws]
-        leak = _landmark_leak(predicted, truth)
+        leak = landmark_leak(predicted, truth)
         rows.append(
             HeatmapRow(
                 condition=name,
@@ -189,8 +189,10 @@ def evaluate_heatmap(
     return HeatmapReport(int(images.shape[-1]), rows)
 
 
-def _landmark_leak(predicted: Sequence[np.ndarray], truth: np.ndarray) -> dict[str, float]:
-    """Rank-1 from U's landmarks, each face's hit averaged over the draws, with its interval."""
+def landmark_leak(predicted: Sequence[np.ndarray], truth: np.ndarray) -> dict[str, float]:
+    """Rank-1 from U's landmarks (one ``[N, 68, 2]`` set per draw) against the ``truth`` photos'
+    own, each face's hit averaged over the draws, with its bootstrap interval
+    (``landmark_rank1``, ``landmark_rank1_lo``, ``landmark_rank1_hi``); empty for one face."""
     if len(truth) < 2:
         return {}
     per_face = np.mean([landmark_rank1_hits(points, truth) for points in predicted], axis=0)

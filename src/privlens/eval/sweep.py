@@ -30,9 +30,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from privlens.anonymize.pipeline import heatmap_landmarks  # noqa: E402
@@ -45,6 +45,7 @@ from privlens.attacks.suite import (  # noqa: E402
     attack_lens,
     strongest,
 )
+from privlens.eval.heatmap import predict_landmarks  # noqa: E402
 from privlens.nets import HeatmapNet  # noqa: E402
 from privlens.optics.camera import Camera  # noqa: E402
 from privlens.report.tables import write_tables  # noqa: E402
@@ -128,17 +129,6 @@ def landmark_errors(
     return float(nme.mean() * 100), float(pixels.mean())
 
 
-def u_reader(heatmap_net: HeatmapNet) -> Callable[[torch.Tensor], np.ndarray]:
-    """U as the ``landmarks`` attack reads captures: ``[N, 68, 2]`` pixels, decoded as for the
-    sweep's NME."""
-
-    @torch.no_grad()
-    def read(captures: torch.Tensor) -> np.ndarray:
-        return heatmap_landmarks(heatmap_net.eval()(captures), captures.shape[-1]).numpy()
-
-    return read
-
-
 def _point(name: str, scores: dict[str, dict], nme: float, pixels: float) -> SweepPoint:
     attack = strongest(scores)
     row = scores[attack]
@@ -188,7 +178,7 @@ def run_sweep(
     points = []
     for name, camera in lenses.items():
         say(f"sweep: {name}")
-        reader = u_reader(heatmap_nets[name]) if landmark_attack else None
+        reader = functools.partial(predict_landmarks, heatmap_nets[name]) if landmark_attack else None
         if precomputed is not None and name in precomputed:
             scores = dict(precomputed[name])
             if reader is not None:
