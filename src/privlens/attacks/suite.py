@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -334,6 +334,27 @@ def bicubic_from_large_pixels(captures: torch.Tensor, lowres_size: int) -> torch
     return F.interpolate(small, size=captures.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
 
 
+def _gallery_entries(
+    evaluated_items: Sequence, kept: np.ndarray, gallery: EnrolledGallery | None, gallery_items: Sequence = ()
+) -> tuple[list, list, list] | None:
+    """``(entries, their labels, the kept probes' labels)`` to identify against: the evaluated
+    faces' own items (embeddings or landmarks; ``None`` where dlib found no face), labelled by
+    position; or, with ``gallery``, the items of its photos (``gallery_items``) labelled by person.
+    ``None`` when fewer than two probes or people are left, or a probe's person has no entry."""
+    if gallery is None:
+        entries = [item for item in evaluated_items if item is not None]
+        entry_labels = probe_labels = list(range(len(entries)))
+    else:
+        entries = [item for item in gallery_items if item is not None]
+        entry_labels = [
+            label for item, label in zip(gallery_items, gallery.labels, strict=True) if item is not None
+        ]
+        probe_labels = [label for label, ok in zip(gallery.evaluated_labels, kept, strict=True) if ok]
+    if len(probe_labels) < 2 or len(set(entry_labels)) < 2 or not set(probe_labels) <= set(entry_labels):
+        return None
+    return entries, entry_labels, probe_labels
+
+
 def _identity_scores(
     identity, evaluated, recovered, own, own_recovered, gallery: EnrolledGallery | None = None
 ) -> tuple[dict, torch.Tensor, torch.Tensor]:
@@ -347,21 +368,17 @@ def _identity_scores(
     row: dict[str, float] = {"faces": int(kept.sum()), "measured_faces": int(kept.sum())}
     if gallery is None:
         distance[torch.from_numpy(kept)] = torch.from_numpy(np.linalg.norm(probes - originals, axis=1))
-        entries, entry_labels = originals, list(range(len(originals)))
-        probe_labels = entry_labels
+        photos = ()
     else:
         photos = identity.embeddings(gallery.photos)
-        entry_labels = [label for e, label in zip(photos, gallery.labels, strict=True) if e is not None]
-        entries = np.stack([e for e in photos if e is not None]) if entry_labels else np.zeros((0, 128))
-        probe_labels = [label for label, ok in zip(gallery.evaluated_labels, kept, strict=True) if ok]
-        if not set(probe_labels) <= set(entry_labels):
-            return row, distance, hits  # a person without a gallery photo dlib reads: not measurable
+    matched = _gallery_entries(list(originals), kept, gallery, photos)
     cal_gallery, cal_probes, _ = identity.pair_embeddings(own, own_recovered)
-    if len(probe_labels) >= 2 and len(set(entry_labels)) >= 2 and cal_gallery.shape[0] >= 2:
+    if matched is not None and cal_gallery.shape[0] >= 2:
+        entries, entry_labels, probe_labels = matched
         figures = gallery_figures(
             probes,
             probe_labels,
-            entries,
+            np.stack(entries),
             entry_labels,
             cal_gallery,
             cal_probes,
@@ -429,21 +446,13 @@ def landmark_scores(
     kept = np.array([points is not None for points in truth])
     row: dict[str, float] = {"faces": int(kept.sum()), "measured_faces": int(kept.sum())}
     row.update({"psnr": float("nan"), "ssim": float("nan")})
-    if gallery is None:
-        entries = [points for points in truth if points is not None]
-        entry_labels = probe_labels = list(range(len(entries)))
-    else:
-        photos = identity.landmarks(gallery.photos)
-        entries = [points for points in photos if points is not None]
-        entry_labels = [
-            label for points, label in zip(photos, gallery.labels, strict=True) if points is not None
-        ]
-        probe_labels = [label for label, ok in zip(gallery.evaluated_labels, kept, strict=True) if ok]
+    photos = () if gallery is None else identity.landmarks(gallery.photos)
+    matched = _gallery_entries(truth, kept, gallery, photos)
     own_truth = identity.landmarks(own)
     own_kept = np.array([points is not None for points in own_truth])
-    measurable = set(probe_labels) <= set(entry_labels) and len(set(entry_labels)) >= 2
-    if len(probe_labels) < 2 or own_kept.sum() < 2 or not measurable:
+    if matched is None or own_kept.sum() < 2:
         return row, per_image, None
+    entries, entry_labels, probe_labels = matched
     own_gallery_points = np.stack([p for p in own_truth if p is not None])
     own_predicted = np.asarray(read_landmarks(own_captures), np.float64)[own_kept]
     alpha, table = choose_expansion(own_predicted, own_gallery_points)
